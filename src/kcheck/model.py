@@ -179,3 +179,24 @@ class Report:
     def exit_status(self, strict: bool = False) -> int:
         """0 when everything required holds, 1 otherwise (see ``kcheck --help``)."""
         return 1 if self.failed(strict) else 0
+
+
+@dataclass
+class CheckContext:
+    """Everything a check may look at besides the requirement data.
+
+    Profiles may name extra check functions (``checks = ["module:function"]``
+    in their TOML); each is called with this context and returns findings.
+    ``root`` prefixes every system path (``--root``). ``live`` is True when
+    the configuration belongs to the machine kcheck runs on (host checks
+    apply); ``facts`` carries named facts such as ``aufs-provider`` that
+    requirements can be conditioned on (``when = "aufs-provider:sources"``).
+    """
+
+    root: Path
+    source: ConfigSource
+    tree: Path | None
+    build_dir: Path | None
+    kernel_version: KernelVersion | None
+    live: bool = False
+    facts: dict[str, str] = field(default_factory=dict)

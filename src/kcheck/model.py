@@ -172,9 +172,14 @@ class Report:
     tree: Path | None = None
 
     def failed(self, strict: bool = False) -> bool:
-        """True when a required item fails (or, with ``strict``, any warning)."""
-        bad = {Status.FAIL, Status.WARN} if strict else {Status.FAIL}
-        return any(f.status in bad for f in self.findings)
+        """True when a required item fails (or, with ``strict``, a recommended one).
+
+        Advice (severity ``info``) never fails a check, even with ``strict``.
+        """
+        return any(
+            f.status is Status.FAIL or (strict and f.status is Status.WARN and f.severity is Severity.RECOMMENDED)
+            for f in self.findings
+        )
 
     def exit_status(self, strict: bool = False) -> int:
         """0 when everything required holds, 1 otherwise (see ``kcheck --help``)."""

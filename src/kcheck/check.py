@@ -1,0 +1,100 @@
+"""The check flow every front end shares: locate -> read -> evaluate -> Report.
+
+``kcheck --driver D``, ``kcheck lint``, the Portage hook and the fixer's
+verification all call :func:`run_check` (or :func:`check_location` when they
+have already chosen the file), so a verdict is made in one place only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from kcheck import dotconfig, engine, version
+from kcheck.locate import KernelLocation, locate
+from kcheck.errors import ProfileError
+from kcheck.model import CheckContext, ConfigSource, Report
+from kcheck.profile import Profile, load_file, load_shipped
+
+
+def select_profiles(driver: str | None, profile_files: Sequence[Path] = (), base: bool = True) -> list[Profile]:
+    """docker's base profile, the driver's, then the user's own, in that order."""
+    profiles = [load_shipped("docker")] if base else []
+    if driver is not None:
+        if driver == "docker":
+            raise ProfileError("docker is the base profile and always checked; --driver takes a storage driver (see 'kcheck drivers')")
+        profiles.append(load_shipped(driver))
+    profiles.extend(load_file(path) for path in profile_files)
+    return profiles
+
+
+def open_source(location: KernelLocation, plain: dotconfig.DotConfig, *, use_kconfig: bool, allow_shell: bool) -> ConfigSource:
+    """The Kconfig-aware reader when a tree is there and wanted, else the plain one."""
+    if location.tree is None or not use_kconfig:
+        return plain
+    from kcheck.kconfig import KconfigTree  # imported only when a tree is used: it is the slow part
+
+    arch = plain.header_arch
+    return KconfigTree.load(location.tree, arch=arch, allow_shell=allow_shell).read(location.config)
+
+
+def check_location(
+    location: KernelLocation,
+    profiles: Sequence[Profile],
+    *,
+    root: Path = Path("/"),
+    kernel_version: str | None = None,
+    use_kconfig: bool = True,
+    allow_shell: bool = True,
+) -> Report:
+    """Evaluate ``profiles`` against the configuration at ``location``."""
+    plain = dotconfig.load(location.config)
+    source = open_source(location, plain, use_kconfig=use_kconfig, allow_shell=allow_shell)
+    kver = version.detect(
+        override=kernel_version,
+        tree=location.tree,
+        build_dir=location.build_dir,
+        header_version=plain.header_version,
+    )
+    ctx = CheckContext(
+        root=root,
+        source=source,
+        tree=location.tree,
+        build_dir=location.build_dir,
+        kernel_version=kver,
+        live=location.live,
+    )
+    return Report(
+        config_path=location.config,
+        config_reason=location.reason,
+        mode=source.mode,
+        kernel_version=kver,
+        profiles=[p.name for p in profiles],
+        findings=engine.evaluate(profiles, ctx),
+        problems=list(plain.problems),
+        tree=location.tree,
+    )
+
+
+def run_check(
+    *,
+    driver: str | None,
+    profile_files: Sequence[Path] = (),
+    config: Path | None = None,
+    kernel_dir: Path | None = None,
+    root: Path = Path("/"),
+    kernel_version: str | None = None,
+    use_kconfig: bool = True,
+    allow_shell: bool = True,
+) -> Report:
+    """Locate the configuration and check it for ``driver`` plus docker's base needs."""
+    profiles = select_profiles(driver, profile_files)
+    location = locate(config=config, kernel_dir=kernel_dir, root=root)
+    return check_location(
+        location,
+        profiles,
+        root=root,
+        kernel_version=kernel_version,
+        use_kconfig=use_kconfig,
+        allow_shell=allow_shell,
+    )

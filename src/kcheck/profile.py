@@ -1,0 +1,272 @@
+"""Requirement profiles: what a driver (or docker, or a user's fleet) needs, as data.
+
+A profile is a TOML file. The shipped ones live in ``kcheck/profiles/`` and a
+user passes their own with ``--profile FILE``; both use this format::
+
+    name = "btrfs"
+    kind = "driver"                 # base | driver | custom
+    summary = "one line for 'kcheck drivers'"
+    facts = ["module:function"]     # optional: named facts for `when`
+    checks = ["module:function"]    # optional: extra findings (tree, host, Portage)
+    advice = [ { status = "warn", text = "..." } ]   # optional notes (warn or info)
+
+    [[group]]
+    name = "Storage driver"
+    severity = "required"           # required | recommended | forbidden
+    requirements = [
+      { symbol = "BTRFS_FS", reason = "why a user needs it" },
+      { symbol = "OVERLAY_FS", aliases = ["OVERLAYFS_FS"], versions = ">=3.18", expect = "y-or-m",
+        when = "aufs-provider:sources|none", reason = "..." },
+    ]
+
+``expect`` is ``y``, ``m``, ``y-or-m`` (the default), ``not-set`` (the
+default for ``forbidden``), or a literal value such as ``"0x10"``.
+``versions`` is a PEP 440 specifier matched against the kernel's
+``major.minor.patch``. Any one of ``symbol`` and its ``aliases`` satisfies a
+requirement (distributions backport renames, so names beat versions).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from kcheck.errors import ProfileError
+from kcheck.model import Severity
+
+EXPECT_FORMS = ("y", "m", "y-or-m", "not-set")
+_SYMBOL = re.compile(r"[A-Za-z0-9_]+")
+_PROFILE_KEYS = {"name", "kind", "summary", "facts", "checks", "advice", "group"}
+_GROUP_KEYS = {"name", "severity", "requirements"}
+_REQ_KEYS = {"symbol", "expect", "versions", "aliases", "when", "reason"}
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One symbol a profile wants in a given state, and why.
+
+    ``when`` maps a fact name to the values under which the requirement
+    applies (empty: always). ``line`` is where it is declared in its file.
+    """
+
+    symbol: str
+    expect: str
+    severity: Severity
+    reason: str
+    group: str
+    versions: SpecifierSet | None = None
+    aliases: tuple[str, ...] = ()
+    when: tuple[tuple[str, frozenset[str]], ...] = ()
+    line: int | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The symbol followed by its aliases."""
+        return (self.symbol, *self.aliases)
+
+
+@dataclass(frozen=True)
+class Advice:
+    """A note a profile always gives (``warn`` or ``info``), such as vfs's disk use."""
+
+    status: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named requirement set, loaded from one TOML file."""
+
+    name: str
+    kind: str
+    summary: str
+    path: Path | None
+    requirements: tuple[Requirement, ...]
+    facts: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
+    advice: tuple[Advice, ...] = field(default=())
+
+
+def shipped_names() -> list[str]:
+    """Names of the profiles kcheck ships, base first, then drivers alphabetically."""
+    names = sorted(p.name[:-5] for p in importlib.resources.files("kcheck.profiles").iterdir() if p.name.endswith(".toml"))
+    return sorted(names, key=lambda n: n != "docker")
+
+
+def driver_names() -> list[str]:
+    """Names of the shipped storage-driver profiles."""
+    return [n for n in shipped_names() if n != "docker"]
+
+
+def load_shipped(name: str) -> Profile:
+    """Load a shipped profile by name; an unknown name is a usage error."""
+    resource = importlib.resources.files("kcheck.profiles") / f"{name}.toml"
+    if not resource.is_file():
+        raise ProfileError(f"unknown driver {name!r}; choose one of: {', '.join(driver_names())} (see 'kcheck drivers')")
+    return parse(resource.read_text(encoding="utf-8"), Path(str(resource)))
+
+
+def load_file(path: Path) -> Profile:
+    """Load a user's profile file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileError(f"profile {path} does not exist; check the --profile path") from None
+    except IsADirectoryError:
+        raise ProfileError(f"profile {path} is a directory; pass a .toml file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"profile {path} cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    return parse(text, path)
+
+
+def parse(text: str, path: Path) -> Profile:
+    """Parse and validate profile text; errors carry ``file:line``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None) or _line_from_message(str(exc))
+        raise ProfileError(f"{path}:{line}: invalid TOML: {str(exc).split(' (at')[0]}") from None
+    lines = text.splitlines()
+    where = _Locator(path, lines)
+    _unknown_keys(data, _PROFILE_KEYS, where, "profile", 1)
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise where.error(1, "the profile needs a name = \"...\"")
+    requirements: list[Requirement] = []
+    groups = data.get("group", [])
+    if not isinstance(groups, list):
+        raise where.error(where.find("group"), "group must be an array of tables ([[group]])")
+    for group in groups:
+        group_line = where.find("[[group]]")
+        _unknown_keys(group, _GROUP_KEYS, where, "group", group_line)
+        group_name = group.get("name", name)
+        severity = _severity(group.get("severity", "required"), where, group_line)
+        entries = group.get("requirements", [])
+        if not isinstance(entries, list):
+            raise where.error(group_line, "requirements must be an array of inline tables")
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise where.error(group_line, "each requirement must be a table like { symbol = \"X\", reason = \"...\" }")
+            line = where.find(f'"{entry.get("symbol", "")}"') if entry.get("symbol") else group_line
+            requirements.append(_requirement(entry, severity, str(group_name), where, line))
+    advice = tuple(_advice(item, where) for item in data.get("advice", []))
+    return Profile(
+        name=name,
+        kind=str(data.get("kind", "custom")),
+        summary=str(data.get("summary", "")),
+        path=path,
+        requirements=tuple(requirements),
+        facts=_callables(data.get("facts", []), where, "facts"),
+        checks=_callables(data.get("checks", []), where, "checks"),
+        advice=advice,
+    )
+
+
+class _Locator:
+    """Maps parsed entries back to lines: tomllib keeps no positions."""
+
+    def __init__(self, path: Path, lines: list[str]) -> None:
+        self.path = path
+        self.lines = lines
+        self.cursor = 0
+
+    def find(self, needle: str) -> int:
+        """The next line (after the previous hit) that contains ``needle``."""
+        for index in range(self.cursor, len(self.lines)):
+            if needle in self.lines[index].split("#")[0] or needle in self.lines[index]:
+                self.cursor = index + 1
+                return index + 1
+        return self.cursor or 1
+
+    def error(self, line: int, message: str) -> ProfileError:
+        """A ProfileError located at ``file:line``."""
+        return ProfileError(f"{self.path}:{line}: {message}")
+
+
+def _line_from_message(message: str) -> int:
+    match = re.search(r"line (\d+)", message)
+    return int(match.group(1)) if match else 1
+
+
+def _unknown_keys(table: dict, allowed: set[str], where: _Locator, what: str, line: int) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise where.error(line, f"unknown {what} key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _severity(value: object, where: _Locator, line: int) -> Severity:
+    try:
+        severity = Severity(value)
+    except ValueError:
+        severity = None
+    if severity is None or severity is Severity.INFO:
+        raise where.error(line, f"severity {value!r} is not one of required, recommended, forbidden")
+    return severity
+
+
+def _requirement(entry: dict, severity: Severity, group: str, where: _Locator, line: int) -> Requirement:
+    _unknown_keys(entry, _REQ_KEYS, where, "requirement", line)
+    symbol = _symbol(entry.get("symbol"), where, line)
+    expect = entry.get("expect", "not-set" if severity is Severity.FORBIDDEN else "y-or-m")
+    if not isinstance(expect, str) or not expect:
+        raise where.error(line, f"expect must be one of {', '.join(EXPECT_FORMS)} or a literal value")
+    reason = entry.get("reason")
+    if not isinstance(reason, str) or not reason:
+        raise where.error(line, f"requirement {symbol} needs a reason = \"...\" a user understands")
+    versions = None
+    if "versions" in entry:
+        try:
+            versions = SpecifierSet(str(entry["versions"]))
+        except InvalidSpecifier:
+            raise where.error(line, f"versions {entry['versions']!r} is not a version range like '>=4.15' or '<5.2'") from None
+    aliases = entry.get("aliases", [])
+    if not isinstance(aliases, list):
+        raise where.error(line, "aliases must be a list of symbol names")
+    return Requirement(
+        symbol=symbol,
+        expect=expect,
+        severity=severity,
+        reason=reason,
+        group=group,
+        versions=versions,
+        aliases=tuple(_symbol(a, where, line) for a in aliases),
+        when=_when(entry.get("when"), where, line),
+        line=line,
+    )
+
+
+def _symbol(value: object, where: _Locator, line: int) -> str:
+    if not isinstance(value, str) or not value:
+        raise where.error(line, "a requirement needs symbol = \"NAME\" (without CONFIG_)")
+    name = value.removeprefix("CONFIG_")
+    if not _SYMBOL.fullmatch(name):
+        raise where.error(line, f"{value!r} is not a Kconfig symbol name")
+    return name
+
+
+def _when(value: object, where: _Locator, line: int) -> tuple[tuple[str, frozenset[str]], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, str) or ":" not in value:
+        raise where.error(line, f"when {value!r} must read 'fact:value' or 'fact:value1|value2'")
+    fact, _, values = value.partition(":")
+    return ((fact.strip(), frozenset(v.strip() for v in values.split("|"))),)
+
+
+def _advice(item: object, where: _Locator) -> Advice:
+    line = where.find("text")
+    if not isinstance(item, dict) or item.get("status") not in ("warn", "info") or not isinstance(item.get("text"), str):
+        raise where.error(line, "advice entries read { status = \"warn\" or \"info\", text = \"...\" }")
+    return Advice(item["status"], item["text"])
+
+
+def _callables(value: object, where: _Locator, key: str) -> tuple[str, ...]:
+    # Only kcheck's own functions: a profile is data and must never make kcheck import other code.
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.startswith("kcheck.") and ":" in v for v in value):
+        raise where.error(where.find(key), f"{key} must be a list of \"kcheck.module:function\" names")
+    return tuple(value)

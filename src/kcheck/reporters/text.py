@@ -1,0 +1,88 @@
+"""The human report: what was read, then per profile what is missing and why.
+
+Colour is added with click styles; ``click.echo`` drops it when the output is
+not a terminal, and the CLI turns it off when ``NO_COLOR`` is set.
+"""
+
+from __future__ import annotations
+
+import click
+
+from kcheck.model import Finding, Report, Severity, Status
+
+_MARK = {
+    Status.OK: ("ok", "green"),
+    Status.FAIL: ("FAIL", "red"),
+    Status.WARN: ("warn", "yellow"),
+    Status.SKIP: ("skip", "bright_black"),
+    Status.INFO: ("info", "cyan"),
+}
+_WANT = {"y-or-m": "y or m", "not-set": "not set"}
+
+
+def _line(finding: Finding) -> str:
+    word, colour = _MARK[finding.status]
+    mark = click.style(f"{word:<4}", fg=colour, bold=finding.status is Status.FAIL)
+    if finding.check == "advice" or finding.expected is None:
+        return f"  {mark}  {finding.reason}" + (f" ({finding.detail})" if finding.detail else "")
+    name = f"CONFIG_{finding.symbol or finding.check}"
+    where = f", line {finding.line}" if finding.line else ""
+    text = f"  {mark}  {name} is {finding.actual}{where}"
+    if finding.status is not Status.OK:
+        want = _WANT.get(finding.expected or "", finding.expected)
+        text += f"; want {want}: {finding.reason}"
+    if finding.status is Status.SKIP:
+        text = f"  {mark}  CONFIG_{finding.check}: {finding.detail}"
+    elif finding.detail:
+        text += f" ({finding.detail})"
+    if finding.fix and finding.status in (Status.FAIL, Status.WARN):
+        text += f"\n        fix: {finding.fix}"
+    return text
+
+
+def render(report: Report, *, verbose: bool = False, strict: bool = False) -> str:
+    """The report as text; ``verbose`` lists items that hold and skipped ones too."""
+    out = [f"kcheck: reading {report.config_path} ({report.config_reason})"]
+    if report.kernel_version:
+        out.append(f"kernel {report.kernel_version.release} (from {report.kernel_version.source})")
+    else:
+        out.append("kernel version unknown: only version-independent rules were applied")
+    if report.mode == "plain":
+        out.append("plain reader: values as written in the file, Kconfig dependencies not evaluated")
+    else:
+        out.append(f"Kconfig-aware reader over {report.tree}")
+    for problem in report.problems:
+        where = f"{problem.path}:{problem.line}" if problem.line else str(problem.path)
+        out.append(click.style(f"input: {where}: {problem.message}", fg="yellow"))
+    shown = {Status.FAIL, Status.WARN, Status.INFO}
+    if verbose:
+        shown |= {Status.OK, Status.SKIP}
+    for profile in report.profiles:
+        findings = [f for f in report.findings if f.profile == profile]
+        visible = [f for f in findings if f.status in shown]
+        held = sum(f.status is Status.OK for f in findings)
+        total = sum(f.status is not Status.SKIP and f.expected is not None for f in findings)
+        tally = f"{held} of {total} hold" if total else "needs nothing from the kernel configuration"
+        out.append("")
+        out.append(click.style(profile, bold=True) + f": {tally}")
+        group = None
+        for finding in visible:
+            label = finding.group or ("notes" if finding.check == "advice" else finding.section)
+            if label != group:
+                group = label
+                out.append(f" {group}:")
+            out.append(_line(finding))
+    out.append("")
+    out.append(_verdict(report, strict))
+    return "\n".join(out)
+
+
+def _verdict(report: Report, strict: bool) -> str:
+    failed = [f for f in report.findings if f.status is Status.FAIL]
+    warned = [f for f in report.findings if f.status is Status.WARN and f.severity is Severity.RECOMMENDED]
+    what = " + ".join(report.profiles)
+    if report.failed(strict):
+        names = ", ".join(dict.fromkeys(f.symbol or f.check for f in failed + (warned if strict else [])))
+        return click.style(f"NOT READY for {what}: {names}", fg="red", bold=True)
+    tail = f" ({len(warned)} recommended item{'s' if len(warned) != 1 else ''} missing)" if warned else ""
+    return click.style(f"READY for {what}{tail}", fg="green", bold=True)

@@ -1,0 +1,92 @@
+"""The kernel version a configuration is for: from the tree or the config, never ``uname``.
+
+Docker's own checker takes every version decision from the running kernel,
+which is wrong for a kernel not booted yet. kcheck takes it, in order, from
+``--kernel-version``, the tree's ``include/config/kernel.release`` (written
+by the last build), the tree's top ``Makefile`` (VERSION, PATCHLEVEL,
+SUBLEVEL, EXTRAVERSION), and the configuration header
+(``# Linux/x86 6.1.0 Kernel Configuration``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from packaging.version import Version
+
+from kcheck.errors import KcheckError
+from kcheck.model import KernelVersion
+
+_RELEASE = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+_MAKEFILE_VAR = re.compile(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)\s*=\s*(.*?)\s*$", re.MULTILINE)
+
+
+def parse_release(release: str, source: str) -> KernelVersion | None:
+    """Turn a release string like ``6.1.0-13-amd64`` into a :class:`KernelVersion`.
+
+    Only the leading ``major.minor[.patch]`` decides version rules; the rest
+    (local version, ``-rc``) is kept in ``release`` for display. Returns None
+    when the string does not start with a version.
+    """
+    match = _RELEASE.match(release.strip())
+    if not match:
+        return None
+    major, minor, patch = (int(part or 0) for part in match.groups())
+    return KernelVersion(Version(f"{major}.{minor}.{patch}"), release.strip(), source)
+
+
+def from_makefile(tree: Path) -> KernelVersion | None:
+    """The version the tree's top Makefile declares, or None when it declares none."""
+    try:
+        head = (tree / "Makefile").read_text(errors="replace")[:4096]
+    except OSError:
+        return None
+    fields = dict(_MAKEFILE_VAR.findall(head))
+    if not fields.get("VERSION", "").isdigit() or not fields.get("PATCHLEVEL", "").isdigit():
+        return None
+    sublevel = fields.get("SUBLEVEL", "") or "0"
+    release = f"{fields['VERSION']}.{fields['PATCHLEVEL']}.{sublevel}{fields.get('EXTRAVERSION', '')}"
+    return parse_release(release, "Makefile")
+
+
+def from_kernel_release(build_dir: Path) -> KernelVersion | None:
+    """The release the last build of the tree produced, or None."""
+    try:
+        text = (build_dir / "include" / "config" / "kernel.release").read_text(errors="replace")
+    except OSError:
+        return None
+    return parse_release(text, "include/config/kernel.release")
+
+
+def detect(
+    *,
+    override: str | None,
+    tree: Path | None,
+    build_dir: Path | None,
+    header_version: str | None,
+) -> KernelVersion | None:
+    """Find the version of the kernel the configuration is for; None when nothing says.
+
+    The Makefile outranks ``kernel.release``: the latter is only as new as
+    the last build, while the Makefile is what the next build will be.
+    ``kernel.release`` is used when it agrees on the version and adds the
+    local version suffix.
+    """
+    if override is not None:
+        version = parse_release(override, "--kernel-version")
+        if version is None:
+            raise KcheckError(f"--kernel-version {override!r} is not a kernel version; use a form like 6.1 or 6.1.55")
+        return version
+    if tree is not None:
+        declared = from_makefile(tree)
+        built = from_kernel_release(build_dir or tree)
+        if declared and built and built.version == declared.version:
+            return built
+        if declared:
+            return declared
+        if built:
+            return built
+    if header_version:
+        return parse_release(header_version, "config header")
+    return None

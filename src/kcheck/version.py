@@ -19,7 +19,7 @@ from kcheck.errors import KcheckError
 from kcheck.model import KernelVersion
 
 _RELEASE = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
-_MAKEFILE_VAR = re.compile(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)\s*=\s*(.*?)\s*$", re.MULTILINE)
+_MAKEFILE_VAR = re.compile(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)[ \t]*=[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 
 
 def parse_release(release: str, source: str) -> KernelVersion | None:

@@ -28,7 +28,6 @@ requirement (distributions backport renames, so names beat versions).
 
 from __future__ import annotations
 
-import importlib.resources
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from kcheck.model import Severity
 
 EXPECT_FORMS = ("y", "m", "y-or-m", "not-set")
 _SYMBOL = re.compile(r"[A-Za-z0-9_]+")
+_SHIPPED_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 _PROFILE_KEYS = {"name", "kind", "summary", "facts", "checks", "advice", "group"}
 _GROUP_KEYS = {"name", "severity", "requirements"}
 _REQ_KEYS = {"symbol", "expect", "versions", "aliases", "when", "reason"}
@@ -92,9 +92,13 @@ class Profile:
     advice: tuple[Advice, ...] = field(default=())
 
 
+#: Where the shipped profiles live (package data, installed beside this module).
+SHIPPED_DIR = Path(__file__).with_name("profiles")
+
+
 def shipped_names() -> list[str]:
     """Names of the profiles kcheck ships, base first, then drivers alphabetically."""
-    names = sorted(p.name[:-5] for p in importlib.resources.files("kcheck.profiles").iterdir() if p.name.endswith(".toml"))
+    names = sorted(p.stem for p in SHIPPED_DIR.glob("*.toml"))
     return sorted(names, key=lambda n: n != "docker")
 
 
@@ -105,10 +109,10 @@ def driver_names() -> list[str]:
 
 def load_shipped(name: str) -> Profile:
     """Load a shipped profile by name; an unknown name is a usage error."""
-    resource = importlib.resources.files("kcheck.profiles") / f"{name}.toml"
-    if not resource.is_file():
+    path = SHIPPED_DIR / f"{name}.toml"
+    if not _SHIPPED_NAME.fullmatch(name) or not path.is_file():
         raise ProfileError(f"unknown driver {name!r}; choose one of: {', '.join(driver_names())} (see 'kcheck drivers')")
-    return parse(resource.read_text(encoding="utf-8"), Path(str(resource)))
+    return parse(path.read_text(encoding="utf-8"), path)
 
 
 def load_file(path: Path) -> Profile:

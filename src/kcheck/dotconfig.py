@@ -67,6 +67,8 @@ def read_bytes(path: Path) -> bytes:
         if path.is_dir():
             raise InputError(f"{path} is a directory, not a kernel configuration; pass the .config file inside it")
         if not path.exists():
+            if path.is_symlink():
+                raise InputError(f"{path} is a dangling symlink or a symlink loop; point it at a real .config")
             raise InputError(f"{path} does not exist; pass an existing .config with --config")
         if not path.is_file():
             raise InputError(f"{path} is not a regular file; pass a .config file with --config")

@@ -1,0 +1,224 @@
+"""The bad-input corpus: everything a user can throw at kcheck gets one clear line and a documented status.
+
+Each case builds its input in a temporary directory and runs the real
+``kcheck`` executable (a separate process, so nothing of pytest's can hide a
+traceback). A case states the exit status it expects and a fragment of the
+one line on stderr; no case may print a traceback. Cases that read fine but
+are odd (duplicates, CRLF, non-UTF-8) check that the oddity is reported and
+the check still runs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "fixtures" / "kconfigs"
+GOOD = FIXTURES / "minimal-6.1-overlay2.config"
+KCHECK = str(Path(sys.executable).with_name("kcheck"))
+
+
+@dataclass
+class Case:
+    """One bad input: how to make it, the arguments, and what the user must see."""
+
+    name: str
+    make: Callable[[Path], list[str]]
+    status: int
+    fragment: str
+    stream: str = "stderr"
+
+
+def config_file(content: bytes, name: str = "bad.config"):
+    def make(tmp: Path) -> list[str]:
+        path = tmp / name
+        path.write_bytes(content)
+        return ["-d", "overlay2", "-c", str(path)]
+
+    return make
+
+
+def good_with(*lines: str):
+    return config_file(GOOD.read_bytes() + "\n".join(lines).encode() + b"\n")
+
+
+def fifo(tmp: Path) -> list[str]:
+    os.mkfifo(tmp / "fifo")
+    return ["-d", "overlay2", "-c", str(tmp / "fifo")]
+
+
+def symlink_loop(tmp: Path) -> list[str]:
+    (tmp / "a").symlink_to(tmp / "b")
+    (tmp / "b").symlink_to(tmp / "a")
+    return ["-d", "overlay2", "-c", str(tmp / "a")]
+
+
+def dangling_usr_src_linux(tmp: Path) -> list[str]:
+    (tmp / "usr/src").mkdir(parents=True)
+    (tmp / "usr/src/linux").symlink_to("linux-6.6.6-gentoo")
+    return ["-d", "overlay2", "--root", str(tmp)]
+
+
+def tree_without_kconfig(tmp: Path) -> list[str]:
+    (tmp / "linux").mkdir()
+    (tmp / "linux/Makefile").write_text("VERSION = 6\n")
+    return ["-d", "overlay2", "--kernel-dir", str(tmp / "linux")]
+
+
+def tree_without_config(tmp: Path) -> list[str]:
+    (tmp / "linux").mkdir()
+    (tmp / "linux/Makefile").write_text("VERSION = 6\n")
+    (tmp / "linux/Kconfig").write_text('mainmenu "x"\n')
+    return ["-d", "overlay2", "--kernel-dir", str(tmp / "linux")]
+
+
+def empty_root(tmp: Path) -> list[str]:
+    return ["-d", "overlay2", "--root", str(tmp)]
+
+
+def huge_file(tmp: Path) -> list[str]:
+    path = tmp / "huge.config"
+    with path.open("wb") as handle:
+        handle.write(GOOD.read_bytes())
+        handle.truncate(100 * 1024 * 1024)
+    return ["-d", "overlay2", "-c", str(path)]
+
+
+def gzip_bomb(tmp: Path) -> list[str]:
+    path = tmp / "bomb.config.gz"
+    with gzip.open(path, "wb", compresslevel=9) as handle:
+        handle.write(b"CONFIG_A=y\n")
+        chunk = b"#" * (1 << 20)
+        for _ in range(40):
+            handle.write(chunk)
+    return ["-d", "overlay2", "-c", str(path)]
+
+
+def profile(text: str):
+    def make(tmp: Path) -> list[str]:
+        path = tmp / "p.toml"
+        path.write_text(text)
+        return ["-d", "overlay2", "-c", str(GOOD), "--profile", str(path)]
+
+    return make
+
+
+def args(*argv: str):
+    return lambda tmp: [str(a) for a in argv]
+
+
+CASES = [
+    Case("empty file", config_file(b""), 2, "has no CONFIG_ lines"),
+    Case("only comments", config_file(b"# nothing here\n#\n"), 2, "is not a kernel configuration"),
+    Case("prose", config_file(b"Dear user,\nthis is a letter.\n"), 2, "is not a kernel configuration"),
+    Case("binary garbage", config_file(bytes(range(256)) * 64), 2, "is a binary file"),
+    Case("ELF binary", config_file(Path(sys.executable).resolve().read_bytes()[:65536]), 2, "is a binary file"),
+    Case("truncated gzip", config_file(gzip.compress(GOOD.read_bytes())[:-20], "c.gz"), 2, "corrupt or truncated gzip"),
+    Case("corrupt gzip", config_file(b"\x1f\x8b\x08\x00" + b"\xff" * 64, "c.gz"), 2, "corrupt or truncated gzip"),
+    Case("gzip of nothing", config_file(gzip.compress(b""), "c.gz"), 2, "has no CONFIG_ lines"),
+    Case("gzip bomb", gzip_bomb, 2, "corrupt or truncated gzip"),
+    Case("a directory", args("-d", "overlay2", "-c", str(FIXTURES)), 2, "is a directory"),
+    Case("a FIFO", fifo, 2, "is not a regular file"),
+    Case("/dev/null", args("-d", "overlay2", "-c", "/dev/null"), 2, "is not a regular file"),
+    Case("missing file", args("-d", "overlay2", "-c", "/nonexistent/.config"), 2, "does not exist"),
+    Case("symlink loop", symlink_loop, 2, "symlink loop"),
+    Case("dangling /usr/src/linux", dangling_usr_src_linux, 2, "dangling symlink (eselect kernel set"),
+    Case("tree without Kconfig", tree_without_kconfig, 2, "is not a kernel source tree"),
+    Case("tree without .config", tree_without_config, 2, "run 'make menuconfig'"),
+    Case("nothing anywhere", empty_root, 2, "no kernel configuration found"),
+    Case("100 MB file", huge_file, 2, "larger than 16 MiB"),
+    Case("1 MB line", config_file(b"CONFIG_A=y\nCONFIG_B=\"" + b"x" * (1 << 20) + b"\"\n"), 1, "NOT READY", "stdout"),
+    Case("duplicate symbol", good_with("CONFIG_OVERLAY_FS=y"), 0, "is assigned again (first at line", "stdout"),
+    Case("invalid tristate", good_with("CONFIG_OVERLAY_FS=yes"), 1, "malformed value yes", "stdout"),
+    Case("stray line", good_with("OVERLAY_FS=y"), 0, "not a config line", "stdout"),
+    Case("non-UTF-8", config_file(GOOD.read_bytes() + b'CONFIG_S="caf\xe9"\n'), 0, "not UTF-8", "stdout"),
+    Case("CRLF line ends", config_file(GOOD.read_bytes().replace(b"\n", b"\r\n")), 0, "READY for docker + overlay2", "stdout"),
+    Case("NUL in the middle", config_file(GOOD.read_bytes()[:500] + b"\0" + GOOD.read_bytes()[500:]), 2, "is a binary file"),
+    Case("unknown driver", args("-d", "ntfs", "-c", str(GOOD)), 2, "unknown driver 'ntfs'"),
+    Case("path-like driver", args("-d", "../../etc/passwd", "-c", str(GOOD)), 2, "unknown driver"),
+    Case("docker as driver", args("-d", "docker", "-c", str(GOOD)), 2, "docker is the base profile"),
+    Case("bad --kernel-version", args("-d", "overlay2", "-c", str(GOOD), "--kernel-version", "six"), 2, "not a kernel version"),
+    Case("missing --kernel-dir", args("-d", "overlay2", "--kernel-dir", "/nonexistent"), 2, "does not exist"),
+    Case("unknown option", args("--colour"), 2, "No such option"),
+    Case("bad --format", args("-d", "overlay2", "-c", str(GOOD), "--format", "yaml"), 2, "Invalid value for '--format'"),
+    Case("profile: not TOML", profile("name = \n"), 2, "p.toml:1: invalid TOML"),
+    Case("profile: no name", profile("[[group]]\n"), 2, "needs a name"),
+    Case("profile: bad severity", profile('name = "x"\n[[group]]\nseverity = "must"\n'), 2, "p.toml:2: severity 'must'"),
+    Case("profile: bad symbol", profile('name = "x"\n[[group]]\nrequirements = [ { symbol = "a b", reason = "r" } ]\n'),
+         2, "is not a Kconfig symbol"),
+    Case("profile: no reason", profile('name = "x"\n[[group]]\nrequirements = [ { symbol = "A" } ]\n'), 2, "needs a reason"),
+    Case("profile: bad range", profile('name = "x"\n[[group]]\nrequirements = [ { symbol = "A", reason = "r", versions = "6" } ]\n'),
+         2, "not a version range"),
+    Case("profile: code injection", profile('name = "x"\nchecks = ["os:system"]\n'), 2, "kcheck.module:function"),
+    Case("profile: binary", profile("\0\1\2"), 2, "invalid TOML"),
+    Case("profile: missing", lambda tmp: ["-d", "overlay2", "-c", str(GOOD), "--profile", str(tmp / "none.toml")], 2,
+         "does not exist"),
+    Case("profile: directory", lambda tmp: ["-d", "overlay2", "-c", str(GOOD), "--profile", str(tmp)], 2, "is a directory"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_bad_input(case, tmp_path, run_kcheck):
+    argv = case.make(tmp_path)
+    proc = run_kcheck(argv)
+    assert proc.returncode == case.status, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    text = proc.stdout if case.stream == "stdout" else proc.stderr
+    assert case.fragment in text, text
+    if case.stream == "stderr":
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("kcheck: ")
+
+
+def test_permission_denied(tmp_path):
+    """An unreadable config is one clear line: a real EACCES, from a child that drops root first.
+
+    Root reads any file, and the interpreter lives under root's home, so the
+    child is forked from this process (kcheck already imported) and gives up
+    its privileges before reading.
+    """
+    from click.testing import CliRunner
+
+    from kcheck.cli import main
+
+    path = tmp_path / "secret.config"
+    path.write_bytes(GOOD.read_bytes())
+    path.chmod(0)
+    tmp_path.chmod(0o755)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_end)
+        if os.geteuid() == 0:
+            os.setgid(65534)
+            os.setuid(65534)
+        result = CliRunner().invoke(main, ["-d", "overlay2", "-c", str(path)])
+        os.write(write_end, f"{result.exit_code}\n{result.output}".encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        status, output = pipe.read().split("\n", 1)
+    os.waitpid(pid, 0)
+    assert status == "2" and output == f"kcheck: {path} is not readable (permission denied); run as a user who can read it\n"
+
+
+def test_corpus_is_large_enough():
+    assert len(CASES) + 1 >= 40
+
+
+@pytest.fixture
+def run_kcheck():
+    import subprocess
+
+    def run(argv, user=None):
+        env = {**os.environ, "NO_COLOR": "1", "KERNEL_DIR": "", "KBUILD_OUTPUT": ""}
+        return subprocess.run([KCHECK, *argv], capture_output=True, text=True, env=env, user=user, timeout=60,
+                              stdin=subprocess.DEVNULL, errors="replace")
+
+    return run

@@ -148,6 +148,6 @@ def test_kcheck_with_no_arguments_on_this_machine():
     assert done.returncode in (0, 1), done.stderr
     report = json.loads(done.stdout)
     host = {f["check"]: f for f in report["findings"] if f["section"] == "host"}
-    assert "data-root" in host and "kernel-release" in host or "kernel-booted" in host
+    assert "data-root" in host and ("kernel-release" in host or "kernel-booted" in host)
     if report["input"]["config"] == "/proc/config.gz":
         assert host["kernel-booted"]["actual"] == os.uname().release

@@ -39,7 +39,7 @@ def touch(path: Path, mtime: float) -> None:
     os.utime(path, (mtime, mtime))
 
 
-def make_tree(root: Path, config: str = "CONFIG_OVERLAY_FS=m\n") -> Path:
+def make_tree(root: Path, config: str = "CONFIG_MODULES=y\nCONFIG_OVERLAY_FS=m\n") -> Path:
     """A kernel tree under root/usr/src/linux with a .config and a Makefile version."""
     tree = root / "usr/src/linux"
     tree.mkdir(parents=True)
@@ -165,6 +165,25 @@ def test_same_release_running_but_an_older_build(tmp_path):
     assert checks["kernel-booted"].status is Status.WARN and "older build" in checks["kernel-booted"].reason
 
 
+def test_booted_without_an_image_in_boot(tmp_path):
+    """/boot unmounted, or a kernel booted directly by a hypervisor: the running build still counts."""
+    root, tree = stage_root(tmp_path, built=True, installed=False, booted=True)
+    found, boot = kernel.readiness_findings(context(root, tree))
+    checks = by_check(found)
+    assert checks["kernel-booted"].status is Status.OK and "not in /boot" in checks["kernel-booted"].reason
+    assert "kernel-installed" not in checks and boot == RELEASE
+
+
+def test_a_bare_config_of_the_running_release_has_no_build_to_judge(tmp_path):
+    running(tmp_path, "6.6.30-gentoo", BUILD)
+    config = tmp_path / "config-6.6.30-gentoo"
+    config.write_text('# Linux/x86 6.6.30 Kernel Configuration\nCONFIG_LOCALVERSION="-gentoo"\n')
+    checks = by_check(kernel.readiness_findings(context(tmp_path, None, config=config))[0])
+    assert checks["kernel-release"].actual == RELEASE
+    assert "kernel-built" not in checks
+    assert checks["kernel-booted"].status is Status.OK
+
+
 def test_release_from_makefile_localversion_files_and_config(tmp_path):
     root = tmp_path
     tree = make_tree(root, 'CONFIG_LOCALVERSION="-docker"\n')
@@ -269,6 +288,13 @@ def test_out_of_tree_module_missing(tmp_path):
     root, tree = stage_root(tmp_path, built=True, installed=True, booted=False)
     (found,) = kernel.out_of_tree_findings(context(root, tree), "zfs", RELEASE, "sys-fs/zfs-kmod")
     assert found.status is Status.FAIL and "sys-fs/zfs-kmod" in found.fix
+
+
+def test_no_module_support_means_no_out_of_tree_verdict(tmp_path):
+    """CONFIG_MODULES unset fails in the configuration check; the host check does not repeat it."""
+    root, tree = stage_root(tmp_path, built=True, installed=True, booted=False)
+    (tree / ".config").write_text("# Linux/x86 6.6.30 Kernel Configuration\n# CONFIG_MODULES is not set\n")
+    assert kernel.out_of_tree_findings(context(root, tree), "zfs", RELEASE, "sys-fs/zfs-kmod") == []
 
 
 def test_zstd_module_read_or_said_unreadable(tmp_path, monkeypatch):

@@ -23,13 +23,15 @@ from kcheck.model import CheckContext, Finding, Severity, Status
 from kcheck.profile import Profile
 
 #: Driver -> (filesystem type the running kernel must mount, the Kconfig symbol providing it).
+#: zfs is absent: /dev/zfs and zfs.ko say more about it (see :mod:`kcheck.host.zfs`).
 DRIVER_FILESYSTEM = {
     "overlay2": ("overlay", "OVERLAY_FS"),
     "btrfs": ("btrfs", "BTRFS_FS"),
     "aufs": ("aufs", "AUFS_FS"),
-    "zfs": ("zfs", None),
     "fuse-overlayfs": ("fuse", "FUSE_FS"),
 }
+#: The package that builds the out-of-tree aufs module (sys-fs/aufs3 for old kernels).
+AUFS_PACKAGE = "sys-fs/aufs4 (or sys-fs/aufs3)"
 
 
 def belongs_here(ctx: CheckContext, release: str | None) -> bool:
@@ -79,14 +81,16 @@ def host_findings(ctx: CheckContext, profiles: Sequence[Profile], config_finding
         if driver == "zfs":
             out += zfs.zfs_findings(ctx, boot_release)
         elif driver == "aufs" and ctx.facts.get("aufs-provider") == "standalone" and boot_release is not None:
-            out += kernel.out_of_tree_findings(ctx, "aufs", boot_release, "sys-fs/aufs4 (or sys-fs/aufs3)")
+            out += kernel.out_of_tree_findings(ctx, "aufs", boot_release, AUFS_PACKAGE)
         elif driver == "fuse-overlayfs":
             out += command_findings(ctx.root, ("fuse-overlayfs",), "sys-fs/fuse-overlayfs", "rootless docker mounts layers with it", "fuse-overlayfs")
         if ctx.live and driver in DRIVER_FILESYSTEM:
             fstype, symbol = DRIVER_FILESYSTEM[driver]
             if driver == "aufs" and ctx.facts.get("aufs-provider") == "standalone":
-                symbol = None  # the out-of-tree module has no Kconfig symbol
-            out += kernel.running_fs_findings(ctx, fstype, symbol)
+                # The out-of-tree module has no Kconfig symbol; its package builds it.
+                out += kernel.running_fs_findings(ctx, fstype, None, AUFS_PACKAGE)
+            else:
+                out += kernel.running_fs_findings(ctx, fstype, symbol)
     return out
 
 

@@ -164,35 +164,47 @@ def readiness_findings(ctx: CheckContext) -> tuple[list[Finding], str | None]:
     out = [_finding("kernel-release", Status.INFO, Severity.INFO, f"this configuration builds {release}", detail=f"from {how}", actual=release)]
     build = ctx.build_dir or ctx.tree
     image = built_image(build) if build is not None else None
-    config_path = ctx.source.path
     built_text = bzimage_version(image) if image else None
-    if image is None:
-        out.append(_finding("kernel-built", Status.WARN, Severity.RECOMMENDED, f"{release} is not built yet",
-                            fix=f"make -C {build} && make -C {build} modules_install install" if build else None))
-    elif config_path is not None and config_path.stat().st_mtime > image.stat().st_mtime:
-        out.append(_finding("kernel-built", Status.WARN, Severity.RECOMMENDED,
-                            f"the configuration changed after the last build: {image} is older than {config_path}; a reboot now would not use it",
-                            fix=f"rebuild: make -C {build} && make -C {build} modules_install install"))
-        # A stale build says nothing about whether *this* configuration is installed or booted.
-        return out, None
-    else:
-        out.append(_finding("kernel-built", Status.OK, Severity.RECOMMENDED, f"built: {image}" + (f" ({built_text})" if built_text else "")))
+    if build is not None:
+        stale = _built_finding(ctx, build, image, built_text, release)
+        out.append(stale)
+        if stale.status is Status.WARN and image is not None:
+            # A stale build says nothing about whether *this* configuration is installed or booted.
+            return out, None
 
     installed = _installed(ctx.root, release, image, built_text)
+    # The build to recognise in the running kernel: the one in the tree, else the installed one.
+    wanted = split_version(built_text)[1] if built_text else (installed.uts_version if installed else None)
+    booted = running.release == release and (wanted is None or running.uts_version is None or wanted == running.uts_version)
+    if installed is not None:
+        out.append(_finding("kernel-installed", Status.OK, Severity.RECOMMENDED, f"installed: {installed.path}"))
+    elif image is not None and not booted:
+        out.append(_finding("kernel-installed", Status.WARN, Severity.RECOMMENDED,
+                            f"{release} is built but not installed in /boot (is /boot mounted?)",
+                            fix=f"make -C {build} modules_install install"))
+    if booted:
+        where = "" if installed is not None else " (its image is not in /boot: booted some other way)"
+        out.append(_finding("kernel-booted", Status.OK, Severity.INFO, f"booted: {release} is running{where}", actual=running.release))
+        return out, release
     if installed is None:
-        if image is not None:
-            out.append(_finding("kernel-installed", Status.WARN, Severity.RECOMMENDED, f"{release} is built but not installed in /boot",
-                                fix=f"make -C {build} modules_install install"))
         return out, None
-    out.append(_finding("kernel-installed", Status.OK, Severity.RECOMMENDED, f"installed: {installed.path}"))
-    same_build = installed.uts_version is None or running.uts_version is None or installed.uts_version == running.uts_version
-    if running.release == release and same_build:
-        out.append(_finding("kernel-booted", Status.OK, Severity.INFO, f"booted: {release} is running"))
-    else:
-        now = running.release if running.release != release else f"an older build of {release} ({running.uts_version})"
-        out.append(_finding("kernel-booted", Status.WARN, Severity.INFO, f"installed but not booted: the running kernel is {now}",
-                            fix=f"reboot into {installed.path.name}"))
+    now = running.release if running.release != release else f"an older build of {release} ({running.uts_version})"
+    out.append(_finding("kernel-booted", Status.WARN, Severity.INFO, f"installed but not booted: the running kernel is {now}",
+                        actual=running.release, fix=f"reboot into {installed.path.name}"))
     return out, release
+
+
+def _built_finding(ctx: CheckContext, build: Path, image: Path | None, built_text: str | None, release: str) -> Finding:
+    """Is the tree's kernel built, and built from the configuration as it is now?"""
+    config_path = ctx.source.path
+    if image is None:
+        return _finding("kernel-built", Status.WARN, Severity.RECOMMENDED, f"{release} is not built yet (no kernel image in {build})",
+                        fix=f"make -C {build} && make -C {build} modules_install install")
+    if config_path is not None and config_path.stat().st_mtime > image.stat().st_mtime:
+        return _finding("kernel-built", Status.WARN, Severity.RECOMMENDED,
+                        f"the configuration changed after the last build: {image} is older than {config_path}; a reboot now would not use it",
+                        fix=f"rebuild: make -C {build} && make -C {build} modules_install install")
+    return _finding("kernel-built", Status.OK, Severity.RECOMMENDED, f"built: {image}" + (f" ({built_text})" if built_text else ""))
 
 
 def _installed(root: Path, release: str, image: Path | None, built_text: str | None) -> BootImage | None:
@@ -374,7 +386,13 @@ def modinfo(path: Path) -> dict[str, str]:
 
 
 def out_of_tree_findings(ctx: CheckContext, name: str, release: str, package: str) -> list[Finding]:
-    """Is the out-of-tree module ``name`` installed for ``release``, built for it (vermagic)?"""
+    """Is the out-of-tree module ``name`` installed for ``release``, built for it (vermagic)?
+
+    Nothing is said when the kernel cannot load modules at all: the
+    configuration check already fails on CONFIG_MODULES.
+    """
+    if not ctx.source.state("MODULES").enabled:
+        return []
     index = module_index(ctx.root, release) or {}
     path = index.get(_normal(name))
     group = "Modules"
@@ -406,8 +424,12 @@ def filesystems_now(root: Path) -> set[str]:
     return {line.split()[-1] for line in text.splitlines() if line.split()}
 
 
-def running_fs_findings(ctx: CheckContext, fstype: str, symbol: str | None) -> list[Finding]:
-    """Can the running kernel mount ``fstype`` now, or load the module that provides it?"""
+def running_fs_findings(ctx: CheckContext, fstype: str, symbol: str | None, package: str | None = None) -> list[Finding]:
+    """Can the running kernel mount ``fstype`` now, or load the module that provides it?
+
+    ``symbol`` is the Kconfig symbol of an in-tree filesystem; an out-of-tree
+    one has none and names the ``package`` that builds its module instead.
+    """
     if symbol is not None and not ctx.source.state(symbol).enabled:
         return []  # the configuration check already says it is missing
     if fstype in filesystems_now(ctx.root):
@@ -421,4 +443,5 @@ def running_fs_findings(ctx: CheckContext, fstype: str, symbol: str | None) -> l
                          group="Running kernel")]
     return [_finding(f"running:{fstype}", Status.FAIL, Severity.REQUIRED,
                      f"the running kernel cannot mount {fstype}: not in /proc/filesystems and no {module} module under /lib/modules/{release}",
-                     group="Running kernel", fix=f"install the {module} module for {release} (make modules_install), or boot a kernel with it")]
+                     group="Running kernel",
+                     fix=f"emerge {package}" if package else f"install the {module} module for {release} (make modules_install), or boot a kernel with it")]

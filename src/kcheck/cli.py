@@ -24,9 +24,10 @@ LAZY_COMMANDS: dict[str, str] = {
 EXIT_HELP = """\b
 Exit status:
   0  every required item holds
-  1  a required item fails (a recommended one too, with --strict)
+  1  a required item fails (a recommended one too, with --strict), in
+     the configuration or, on a live run, on the host (--no-host: not)
   2  usage or input error: no config found, unreadable or not a kernel
-     config, unknown driver, bad profile
+     config, unknown driver, bad profile, invalid /etc/docker/daemon.json
 """
 
 

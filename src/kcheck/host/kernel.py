@@ -294,20 +294,20 @@ def module_findings(ctx: CheckContext, config_findings: Iterable[Finding], relea
                          f"/lib/modules/{release} is missing: {len(wanted)} required module(s) ({', '.join(wanted)}) cannot load",
                          group="Modules", fix="make modules_install (in the kernel tree)")]
     builtin = builtin_modules(ctx.root, release)
-    present, out = [], []
+    present, missing = [], []
     for symbol in wanted:
         name = MODULE_OF.get(symbol)
         if name is None:
             continue  # no known module name: the configuration check already covers the symbol
-        if _normal(name) in index or _normal(name) in builtin:
-            present.append(name)
-        else:
-            out.append(_finding(f"module:{name}", Status.FAIL, Severity.REQUIRED,
-                                f"CONFIG_{symbol}=m but {name}.ko is not under /lib/modules/{release}", group="Modules", symbol=symbol,
-                                fix="make modules_install (in the kernel tree)"))
+        (present if _normal(name) in index or _normal(name) in builtin else missing).append(name)
+    out = []
     if present:
-        out.insert(0, _finding("modules", Status.OK, Severity.REQUIRED,
-                               f"{len(present)} required module(s) installed for {release}", group="Modules", detail=", ".join(present)))
+        out.append(_finding("modules", Status.OK, Severity.REQUIRED,
+                            f"{len(present)} required module(s) installed for {release}", group="Modules", detail=", ".join(present)))
+    if missing:
+        out.append(_finding("modules-missing", Status.FAIL, Severity.REQUIRED,
+                            f"{len(missing)} required module(s) set to m are not under /lib/modules/{release}",
+                            group="Modules", detail=", ".join(missing), fix="make modules_install (in the kernel tree)"))
     return out
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from kcheck import dotconfig
 from kcheck.host import kernel
-from kcheck.model import CheckContext, Finding, KernelVersion, Severity, Status
+from kcheck.model import CheckContext, Finding, Severity, Status
 from kcheck.version import parse_release
 
 RELEASE = "6.6.30-gentoo"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-
 from pathlib import Path
 
 from kcheck.errors import InputError

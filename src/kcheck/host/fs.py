@@ -26,8 +26,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from kcheck.locate import under_root
 from kcheck.host.docker import DockerSettings
+from kcheck.locate import under_root
 from kcheck.model import Finding, Severity, Status
 
 MOUNTINFO = "/proc/self/mountinfo"

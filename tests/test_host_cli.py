@@ -151,3 +151,12 @@ def test_kcheck_with_no_arguments_on_this_machine():
     assert "data-root" in host and ("kernel-release" in host or "kernel-booted" in host)
     if report["input"]["config"] == "/proc/config.gz":
         assert host["kernel-booted"]["actual"] == os.uname().release
+
+
+def test_conflicting_docker_settings_fail_the_host(tmp_path):
+    root = live_root(tmp_path, daemon='{"storage-driver": "overlay2"}')
+    (root / "etc/conf.d").mkdir(parents=True)
+    (root / "etc/conf.d/docker").write_text('DOCKER_OPTS="--storage-driver overlay2"\n')
+    result = run("--root", str(root), "--format", "json")
+    assert host_findings(result.output)["docker-conflict"]["status"] == "fail"
+    assert result.exit_code == 1

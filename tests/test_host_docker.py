@@ -57,3 +57,32 @@ def test_unknown_configured_driver_is_a_usage_error(tmp_path):
     write(tmp_path, '{"storage-driver": "windowsfilter"}')
     with pytest.raises(InputError, match="windowsfilter.*--driver"):
         docker.default_driver(docker.read_settings(tmp_path))
+
+
+def confd(root, text: str):
+    (root / "etc/conf.d").mkdir(parents=True, exist_ok=True)
+    (root / "etc/conf.d/docker").write_text(text)
+
+
+def test_gentoo_docker_opts_are_read(tmp_path):
+    confd(tmp_path, '# Gentoo\nDOCKER_OPTS=""\nDOCKER_OPTS="-s btrfs --data-root=\'/srv/my docker\' --storage-opt dm.basesize=20G"  # last wins\n')
+    settings = docker.read_settings(tmp_path)
+    assert settings.storage_driver == "btrfs" and settings.data_root == "/srv/my docker"
+    assert settings.storage_opts == ("dm.basesize=20G",)
+    assert settings.origin_of("storage-driver") == "/etc/conf.d/docker (DOCKER_OPTS)"
+    assert docker.default_driver(settings) == ("btrfs", "storage-driver in /etc/conf.d/docker (DOCKER_OPTS)")
+    assert settings.conflicts == ()
+
+
+def test_flag_and_daemon_json_conflict(tmp_path):
+    write(tmp_path, '{"storage-driver": "overlay2", "data-root": "/srv/docker"}')
+    confd(tmp_path, 'DOCKER_OPTS="--storage-driver=btrfs"\n')
+    settings = docker.read_settings(tmp_path)
+    assert settings.conflicts == ("storage-driver",)
+    assert settings.data_root == "/srv/docker" and settings.origin_of("data-root") == "/etc/docker/daemon.json"
+
+
+def test_unbalanced_quotes_in_docker_opts(tmp_path):
+    confd(tmp_path, 'DOCKER_OPTS="-s btrfs\n')
+    with pytest.raises(InputError, match="conf.d/docker: DOCKER_OPTS cannot be parsed"):
+        docker.read_settings(tmp_path)

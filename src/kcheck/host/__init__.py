@@ -67,11 +67,17 @@ def host_findings(ctx: CheckContext, profiles: Sequence[Profile], config_finding
     settings = docker.read_settings(ctx.root)
     drivers = [p.name for p in profiles if p.kind == "driver"]
     out = [_docker_note(settings)]
+    if settings.conflicts:
+        out.append(Finding(profile="host", check="docker-conflict", status=Status.FAIL, severity=Severity.REQUIRED,
+                           reason=f"{', '.join(settings.conflicts)} set both in {docker.DAEMON_JSON} and as a flag in "
+                                  f"{docker.CONFD}: dockerd refuses to start", section="host", group="Docker",
+                           fix="keep each setting in one place only"))
     if settings.storage_driver and drivers and settings.storage_driver not in drivers:
+        where = settings.origin_of("storage-driver")
         out.append(Finding(profile="host", check="docker-driver", status=Status.WARN, severity=Severity.RECOMMENDED,
-                           reason=f"{settings.path} selects storage-driver {settings.storage_driver}, not {', '.join(drivers)}",
+                           reason=f"{where} selects storage-driver {settings.storage_driver}, not {', '.join(drivers)}",
                            section="host", group="Docker", expected=", ".join(drivers), actual=settings.storage_driver,
-                           fix=f"check --driver {settings.storage_driver}, or change storage-driver in {docker.DAEMON_JSON}"))
+                           fix=f"check with --driver {settings.storage_driver}, or change storage-driver in {where}"))
     out += fs.backing_fs_findings(ctx.root, drivers, settings)
     readiness, boot_release = kernel.readiness_findings(ctx)
     out += readiness

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -211,3 +212,25 @@ def test_overlay2_on_xfs_with_unreadable_device_warns(tmp_path):
     root = make_root(tmp_path, [("/", "ext4", "/dev/sda1"), ("/var/lib/docker", "xfs", "/dev/mapper/vg-docker")], dirs=("var/lib/docker",))
     found = verdict(fs.backing_fs_findings(root, ["overlay2"], DockerSettings(None)))
     assert found.status is Status.WARN and "xfs_info" in found.fix
+
+
+def test_a_real_mounted_xfs_when_this_machine_allows_it(tmp_path):
+    """statfs, the mount table and the superblock read of a real loop-mounted XFS (root and loop devices only)."""
+    if os.geteuid() != 0 or shutil.which("mkfs.xfs") is None:
+        pytest.skip("needs root and xfsprogs to loop-mount an XFS image")
+    image, mnt = tmp_path / "xfs.img", tmp_path / "mnt"
+    mnt.mkdir()
+    with open(image, "wb") as handle:
+        handle.truncate(320 * 2**20)
+    subprocess.run(["mkfs.xfs", "-q", str(image)], check=True, capture_output=True)
+    if subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], capture_output=True).returncode != 0:
+        pytest.skip("this machine cannot loop-mount XFS")
+    try:
+        assert fs.statfs_type(mnt) == "xfs"
+        settings = DockerSettings(None, data_root=f"{mnt}/docker")
+        findings = fs.backing_fs_findings(REAL_ROOT, ["overlay2"], settings)
+        assert verdict(findings, "data-root").actual == "xfs"
+        found = verdict(findings)
+        assert found.status is Status.OK and found.actual == "xfs ftype=1" and "/dev/loop" in found.detail
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)

@@ -160,3 +160,17 @@ def test_conflicting_docker_settings_fail_the_host(tmp_path):
     result = run("--root", str(root), "--format", "json")
     assert host_findings(result.output)["docker-conflict"]["status"] == "fail"
     assert result.exit_code == 1
+
+
+def test_booted_tree_kernel_is_also_checked_for_what_it_can_mount_now(tmp_path):
+    root = live_root(tmp_path, filesystems=("ext4",))
+    tree = root / "usr/src/linux"
+    (tree / "include/config").mkdir(parents=True)
+    (tree / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 6\nSUBLEVEL = 30\nEXTRAVERSION = -gentoo\n")
+    (tree / "Kconfig").write_text("")
+    (tree / ".config").write_text(CONFIG.read_text().replace("6.1.0", "6.6.30"))
+    (tree / "include/config/kernel.release").write_text(RELEASE + "\n")
+    result = run("--root", str(root), "--no-kconfig", "--format", "json")
+    host = host_findings(result.output)
+    assert host["kernel-booted"]["status"] == "ok"
+    assert host["running:overlay"]["status"] == "fail"  # OVERLAY_FS=m, but neither loaded nor installed

@@ -81,6 +81,8 @@ def host_findings(ctx: CheckContext, profiles: Sequence[Profile], config_finding
     out += fs.backing_fs_findings(ctx.root, drivers, settings)
     readiness, boot_release = kernel.readiness_findings(ctx)
     out += readiness
+    # What the running kernel can mount now matters when it is the kernel this configuration describes.
+    running_now = any(f.check == "kernel-booted" and f.status is Status.OK for f in readiness)
     if boot_release is not None:
         out += kernel.module_findings(ctx, config_findings, boot_release)
     for driver in drivers:
@@ -90,7 +92,7 @@ def host_findings(ctx: CheckContext, profiles: Sequence[Profile], config_finding
             out += kernel.out_of_tree_findings(ctx, "aufs", boot_release, AUFS_PACKAGE)
         elif driver == "fuse-overlayfs":
             out += command_findings(ctx.root, ("fuse-overlayfs",), "sys-fs/fuse-overlayfs", "rootless docker mounts layers with it", "fuse-overlayfs")
-        if ctx.live and driver in DRIVER_FILESYSTEM:
+        if running_now and driver in DRIVER_FILESYSTEM:
             fstype, symbol = DRIVER_FILESYSTEM[driver]
             if driver == "aufs" and ctx.facts.get("aufs-provider") == "standalone":
                 # The out-of-tree module has no Kconfig symbol; its package builds it.

@@ -78,8 +78,10 @@ def render(report: Report, *, verbose: bool = False, strict: bool = False) -> st
     host = [f for f in report.findings if f.section == "host"]
     if host:
         problems = sum(f.status in (Status.FAIL, Status.WARN) for f in host)
+        checked = any(f.check != "host" for f in host)  # "host" alone: the note saying why it was not checked
+        tally = f"{problems or 'no'} problem{'s' if problems != 1 else ''}" if checked else "not checked"
         out.append("")
-        out.append(click.style("host", bold=True) + f": {problems or 'no'} problem{'s' if problems != 1 else ''}")
+        out.append(click.style("host", bold=True) + f": {tally}")
         group = None
         for finding in host:
             if finding.group != group:

@@ -86,8 +86,10 @@ def test_boot_images_by_header_then_by_name(tmp_path):
     make_bzimage(tmp_path / "boot/vmlinuz-6.6.30-gentoo", f"{RELEASE} (root@box) {BUILD}")
     (tmp_path / "boot/vmlinuz-6.1.0-gentoo.old").write_bytes(b"arm64 Image")
     (tmp_path / "boot/config-6.6.30-gentoo").write_text("")
+    (tmp_path / "boot/0123abcd/6.7.1-gentoo").mkdir(parents=True)
+    (tmp_path / "boot/0123abcd/6.7.1-gentoo/linux").write_bytes(b"arm64 Image")
     images = {i.release: i.uts_version for i in kernel.boot_images(tmp_path)}
-    assert images == {RELEASE: BUILD, "6.1.0-gentoo": None}
+    assert images == {RELEASE: BUILD, "6.1.0-gentoo": None, "6.7.1-gentoo": None}
 
 
 # --- built, installed, booted --------------------------------------------------

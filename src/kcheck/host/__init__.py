@@ -59,7 +59,7 @@ def host_findings(ctx: CheckContext, profiles: Sequence[Profile], config_finding
     or ``--kernel-dir``); the host is then checked only when that
     configuration's release belongs to this machine.
     """
-    release, how = kernel.target_release(ctx)
+    release, _ = kernel.target_release(ctx)
     if explicit and not belongs_here(ctx, release):
         what = f"builds {release}" if release else "builds an unknown release"
         return [_note("host", Status.INFO, f"host not checked: {ctx.source.path} {what}, which neither runs nor is installed here",

@@ -85,19 +85,22 @@ class BootImage:
 
 
 def boot_images(root: Path) -> list[BootImage]:
-    """The kernel images installed in ``<root>/boot``, newest file first."""
+    """The kernel images installed in ``<root>/boot``, newest file first.
+
+    Two layouts are known: ``/boot/vmlinuz-<release>`` (installkernel, make
+    install) and ``/boot/<entry>/<release>/linux`` (systemd's kernel-install).
+    """
     boot = under_root(root, "/boot")
     try:
-        entries = [p for p in boot.iterdir() if p.is_file() and p.name.split("-", 1)[0] in _BOOT_IMAGES and "-" in p.name]
+        named = {p: p.name.split("-", 1)[1].removesuffix(".old") for p in boot.iterdir()
+                 if p.is_file() and "-" in p.name and p.name.split("-", 1)[0] in _BOOT_IMAGES}
     except OSError:
         return []
+    named.update({p: p.parent.name for p in boot.glob("*/*/linux") if p.is_file()})
     images = []
-    for path in sorted(entries, key=lambda p: p.stat().st_mtime, reverse=True):
+    for path in sorted(named, key=lambda p: p.stat().st_mtime, reverse=True):
         text = bzimage_version(path)
-        if text:
-            release, uts = split_version(text)
-        else:
-            release, uts = path.name.split("-", 1)[1].removesuffix(".old"), None
+        release, uts = split_version(text) if text else (named[path], None)
         images.append(BootImage(path, release, uts))
     return images
 

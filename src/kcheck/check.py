@@ -46,8 +46,15 @@ def check_location(
     kernel_version: str | None = None,
     use_kconfig: bool = True,
     allow_shell: bool = True,
+    host: bool = False,
+    explicit: bool = True,
 ) -> Report:
-    """Evaluate ``profiles`` against the configuration at ``location``."""
+    """Evaluate ``profiles`` against the configuration at ``location``.
+
+    With ``host``, the host checks (:mod:`kcheck.host`) add their findings
+    when the configuration belongs to this machine; ``explicit`` says the
+    user named the configuration rather than letting kcheck find it.
+    """
     plain = dotconfig.load(location.config)
     source = open_source(location, plain, use_kconfig=use_kconfig, allow_shell=allow_shell)
     kver = version.detect(
@@ -64,13 +71,18 @@ def check_location(
         kernel_version=kver,
         live=location.live,
     )
+    findings = engine.evaluate(profiles, ctx)
+    if host:
+        from kcheck.host import host_findings
+
+        findings += host_findings(ctx, profiles, findings, explicit=explicit)
     return Report(
         config_path=location.config,
         config_reason=location.reason,
         mode=source.mode,
         kernel_version=kver,
         profiles=[p.name for p in profiles],
-        findings=engine.evaluate(profiles, ctx),
+        findings=findings,
         problems=list(plain.problems),
         tree=location.tree,
     )
@@ -86,8 +98,9 @@ def run_check(
     kernel_version: str | None = None,
     use_kconfig: bool = True,
     allow_shell: bool = True,
+    host: bool = False,
 ) -> Report:
-    """Locate the configuration and check it for ``driver`` plus docker's base needs."""
+    """Locate the configuration and check it for ``driver`` plus docker's base needs (and the host, with ``host``)."""
     profiles = select_profiles(driver, profile_files)
     location = locate(config=config, kernel_dir=kernel_dir, root=root)
     return check_location(
@@ -97,4 +110,6 @@ def run_check(
         kernel_version=kernel_version,
         use_kconfig=use_kconfig,
         allow_shell=allow_shell,
+        host=host,
+        explicit=config is not None or kernel_dir is not None,
     )

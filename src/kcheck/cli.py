@@ -24,9 +24,10 @@ LAZY_COMMANDS: dict[str, str] = {
 EXIT_HELP = """\b
 Exit status:
   0  every required item holds
-  1  a required item fails (a recommended one too, with --strict)
+  1  a required item fails (a recommended one too, with --strict), in
+     the configuration or, on a live run, on the host (--no-host: not)
   2  usage or input error: no config found, unreadable or not a kernel
-     config, unknown driver, bad profile
+     config, unknown driver, bad profile, invalid /etc/docker/daemon.json
 """
 
 
@@ -97,15 +98,20 @@ path_option = click.Path(path_type=Path)
 @click.option("--verbose", "-v", is_flag=True, help="List the items that hold and the skipped ones too.")
 @click.option("--no-kconfig", is_flag=True, help="Read the .config as written, without the Kconfig tree.")
 @click.option("--no-shell", is_flag=True, help="Never run the tree's $(shell,...) Kconfig macros.")
+@click.option("--no-host", is_flag=True, help="Check only the configuration, not this machine (docker's settings, "
+              "filesystem, installed and booted kernel, modules).")
 @click.version_option(package_name="kcheck")
 @click.pass_context
 def main(ctx: click.Context, driver, profiles, config, kernel_dir, root, kernel_version, fmt, strict, verbose,
-         no_kconfig, no_shell) -> None:
+         no_kconfig, no_shell, no_host) -> None:
     """Check a kernel configuration for docker and a storage driver, before you reboot.
 
     With no options, kcheck reads /usr/src/linux/.config (or the running
-    kernel's configuration) and checks it for docker's default driver,
-    overlay2. Run 'kcheck COMMAND --help' for the other commands.
+    kernel's configuration) and checks it for the driver docker is set up
+    with (storage-driver in /etc/docker/daemon.json, else overlay2), and
+    checks this machine too: the filesystem under docker's data root, whether
+    the kernel is built, installed and booted, its modules. Run 'kcheck
+    COMMAND --help' for the other commands.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -113,9 +119,13 @@ def main(ctx: click.Context, driver, profiles, config, kernel_dir, root, kernel_
     from kcheck.reporters import render
 
     if driver is None:
-        driver = "overlay2"
+        # On a live run (no named configuration) the machine's own docker settings choose the driver.
+        live = not no_host and config is None and kernel_dir is None
+        from kcheck.host.docker import DEFAULT_DRIVER, default_driver, read_settings
+
+        driver, why = default_driver(read_settings(root)) if live else (DEFAULT_DRIVER, "docker's default")
         if fmt == "text":
-            click.echo("kcheck: no --driver given: checking overlay2, docker's default", err=True)
+            click.echo(f"kcheck: no --driver given: checking {driver} ({why})", err=True)
     report = run_check(
         driver=driver,
         profile_files=profiles,
@@ -125,6 +135,7 @@ def main(ctx: click.Context, driver, profiles, config, kernel_dir, root, kernel_
         kernel_version=kernel_version,
         use_kconfig=not no_kconfig,
         allow_shell=not no_shell,
+        host=not no_host,
     )
     click.echo(render(fmt, report, verbose=verbose, strict=strict), color=use_colour())
     ctx.exit(report.exit_status(strict))

@@ -23,8 +23,11 @@ _WANT = {"y-or-m": "y or m", "not-set": "not set"}
 def _line(finding: Finding) -> str:
     word, colour = _MARK[finding.status]
     mark = click.style(f"{word:<4}", fg=colour, bold=finding.status is Status.FAIL)
-    if finding.check == "advice" or finding.expected is None:
-        return f"  {mark}  {finding.reason}" + (f" ({finding.detail})" if finding.detail else "")
+    if finding.check == "advice" or finding.expected is None or finding.section == "host":
+        text = f"  {mark}  {finding.reason}" + (f" ({finding.detail})" if finding.detail else "")
+        if finding.fix and finding.status in (Status.FAIL, Status.WARN):
+            text += f"\n        fix: {finding.fix}"
+        return text
     name = f"CONFIG_{finding.symbol or finding.check}"
     where = f", line {finding.line}" if finding.line else ""
     text = f"  {mark}  {name} is {finding.actual}{where}"
@@ -70,6 +73,19 @@ def render(report: Report, *, verbose: bool = False, strict: bool = False) -> st
             label = finding.group or ("notes" if finding.check == "advice" else finding.section)
             if label != group:
                 group = label
+                out.append(f" {group}:")
+            out.append(_line(finding))
+    host = [f for f in report.findings if f.section == "host"]
+    if host:
+        problems = sum(f.status in (Status.FAIL, Status.WARN) for f in host)
+        checked = any(f.check != "host" for f in host)  # "host" alone: the note saying why it was not checked
+        tally = f"{problems or 'no'} problem{'s' if problems != 1 else ''}" if checked else "not checked"
+        out.append("")
+        out.append(click.style("host", bold=True) + f": {tally}")
+        group = None
+        for finding in host:
+            if finding.group != group:
+                group = finding.group
                 out.append(f" {group}:")
             out.append(_line(finding))
     out.append("")

@@ -1,0 +1,450 @@
+"""Kernel readiness: is the kernel this configuration describes built, installed and booted?
+
+A right ``.config`` helps only once the kernel made from it runs. This
+module follows one kernel release through its life:
+
+1. **configured**: the release the configuration will build
+   (``include/config/kernel.release`` of the last build, else the tree's
+   Makefile version plus ``CONFIG_LOCALVERSION`` and ``localversion*``
+   files; for the running kernel's own configuration, the running release);
+2. **built**: ``arch/<arch>/boot/*Image`` (or ``vmlinux``) in the build
+   directory, newer than ``.config`` (else: rebuild);
+3. **installed**: an image in ``/boot`` that is that build. On x86 the
+   bzImage carries its version string (setup header: a 2-byte little-endian
+   offset at 0x20E, the string at 0x200 + offset, ``"<release>
+   (<user>@<host>) #<n> SMP ..."``), so the very build is recognised; other
+   images are matched by content, then by the ``vmlinuz-<release>`` name;
+4. **booted**: the running release and ``uname -v`` (``/proc/sys/kernel``
+   under ``--root``) match.
+
+Modules follow the release that will boot: every required symbol set to
+``m`` needs its module file under ``/lib/modules/<release>/``, and an
+out-of-tree module (aufs.ko, zfs.ko) needs a ``vermagic`` naming that release.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import gzip
+import lzma
+import os
+import re
+import shutil
+import struct
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kcheck.locate import running_release, under_root
+from kcheck.model import CheckContext, Finding, Severity, Status
+
+#: x86 boot protocol: "HdrS" at 0x202, protocol version at 0x206, kernel_version pointer at 0x20E.
+_SETUP_MAGIC = b"HdrS"
+_BOOT_IMAGES = ("vmlinuz", "kernel", "bzImage", "vmlinux", "Image")
+_MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
+
+
+def bzimage_version(path: str | Path) -> str | None:
+    """The version string an x86 bzImage carries, or None when ``path`` is not one.
+
+    The string is ``"<release> (<user>@<host>) <uts version>"``, for example
+    ``"6.1.0-gentoo (root@box) #2 SMP PREEMPT_DYNAMIC Fri Nov 27 12:00:00 UTC 2026"``.
+    """
+    try:
+        with open(path, "rb") as image:
+            header = image.read(0x210)
+            if len(header) < 0x210 or header[0x202:0x206] != _SETUP_MAGIC:
+                return None
+            (protocol,) = struct.unpack_from("<H", header, 0x206)
+            (offset,) = struct.unpack_from("<H", header, 0x20E)
+            if protocol < 0x200 or offset == 0:
+                return None
+            image.seek(0x200 + offset)
+            raw = image.read(256).split(b"\0", 1)[0]
+    except OSError:
+        return None
+    text = raw.decode("ascii", errors="replace").strip()
+    return text or None
+
+
+def split_version(text: str) -> tuple[str, str]:
+    """``(release, uts_version)`` of a bzImage string; the build's ``#n ...`` part may be empty."""
+    release, _, rest = text.partition(" ")
+    match = re.match(r"\([^)]*\)\s*(.*)", rest)
+    return release, (match.group(1) if match else rest).strip()
+
+
+@dataclass(frozen=True)
+class BootImage:
+    """A kernel image in ``/boot``: its file, release and (x86) build string."""
+
+    path: Path
+    release: str
+    uts_version: str | None
+
+
+def boot_images(root: Path) -> list[BootImage]:
+    """The kernel images installed in ``<root>/boot``, newest file first.
+
+    Two layouts are known: ``/boot/vmlinuz-<release>`` (installkernel, make
+    install) and ``/boot/<entry>/<release>/linux`` (systemd's kernel-install).
+    """
+    boot = under_root(root, "/boot")
+    try:
+        named = {p: p.name.split("-", 1)[1].removesuffix(".old") for p in boot.iterdir()
+                 if p.is_file() and "-" in p.name and p.name.split("-", 1)[0] in _BOOT_IMAGES}
+    except OSError:
+        return []
+    named.update({p: p.parent.name for p in boot.glob("*/*/linux") if p.is_file()})
+    images = []
+    for path in sorted(named, key=lambda p: p.stat().st_mtime, reverse=True):
+        text = bzimage_version(path)
+        release, uts = split_version(text) if text else (named[path], None)
+        images.append(BootImage(path, release, uts))
+    return images
+
+
+@dataclass(frozen=True)
+class Running:
+    """The kernel running now: release (``uname -r``) and build (``uname -v``)."""
+
+    release: str
+    uts_version: str | None
+
+
+def running_kernel(root: Path) -> Running:
+    """The running kernel as ``<root>/proc`` tells it (``uname`` on the real root)."""
+    try:
+        uts = under_root(root, "/proc/sys/kernel/version").read_text().strip()
+    except OSError:
+        uts = os.uname().version if root == Path("/") else None
+    return Running(running_release(root), uts)
+
+
+def target_release(ctx: CheckContext) -> tuple[str | None, str]:
+    """The release the configuration in ``ctx`` will build (or runs as), and where that came from."""
+    if ctx.live:
+        return running_release(ctx.root), "the running kernel"
+    build = ctx.build_dir or ctx.tree
+    if build is not None:
+        try:
+            return (build / "include/config/kernel.release").read_text().strip(), "include/config/kernel.release"
+        except OSError:
+            pass
+    if ctx.kernel_version is None:
+        return None, "unknown"
+    local = ctx.source.state("LOCALVERSION")
+    # The kernel's setlocalversion order: localversion* files (build dir, then sources), then CONFIG_LOCALVERSION.
+    files = [f for d in dict.fromkeys(d for d in (build, ctx.tree) if d is not None) for f in sorted(d.glob("localversion*"))]
+    suffix = "".join(f.read_text(errors="replace").strip() for f in files if f.is_file())
+    suffix += local.value if local.value not in ("n", "") else ""
+    return ctx.kernel_version.release + suffix, f"{ctx.kernel_version.source} and CONFIG_LOCALVERSION"
+
+
+def built_image(build: Path) -> Path | None:
+    """The kernel image the last ``make`` left in a build directory, if any."""
+    candidates = sorted(build.glob("arch/*/boot/bzImage")) + sorted(build.glob("arch/*/boot/Image*")) + sorted(build.glob("arch/*/boot/zImage"))
+    candidates.append(build / "vmlinux")
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def _finding(check: str, status: Status, severity: Severity, reason: str, group: str = "Kernel", **extra) -> Finding:
+    return Finding(profile="host", check=check, status=status, severity=severity, reason=reason,
+                   section="host", group=group, **extra)
+
+
+def readiness_findings(ctx: CheckContext) -> tuple[list[Finding], str | None]:
+    """Built / installed / booted findings, and the release that will boot (None if unknown)."""
+    running = running_kernel(ctx.root)
+    if ctx.live:
+        note = f"running {running.release}" + (f" ({running.uts_version})" if running.uts_version else "")
+        return [_finding("kernel-booted", Status.OK, Severity.INFO, f"the configuration read is the running kernel's: {note}",
+                         actual=running.release)], running.release
+    release, how = target_release(ctx)
+    if release is None:
+        return [_finding("kernel-release", Status.INFO, Severity.INFO, "the release this configuration builds is unknown")], None
+    out = [_finding("kernel-release", Status.INFO, Severity.INFO, f"this configuration builds {release}", detail=f"from {how}", actual=release)]
+    build = ctx.build_dir or ctx.tree
+    image = built_image(build) if build is not None else None
+    built_text = bzimage_version(image) if image else None
+    if build is not None:
+        stale = _built_finding(ctx, build, image, built_text, release)
+        out.append(stale)
+        if stale.status is Status.WARN and image is not None:
+            # A stale build says nothing about whether *this* configuration is installed or booted.
+            return out, None
+
+    installed = _installed(ctx.root, release, image, built_text)
+    # The build to recognise in the running kernel: the one in the tree, else the installed one.
+    wanted = split_version(built_text)[1] if built_text else (installed.uts_version if installed else None)
+    booted = running.release == release and (wanted is None or running.uts_version is None or wanted == running.uts_version)
+    if installed is not None:
+        out.append(_finding("kernel-installed", Status.OK, Severity.RECOMMENDED, f"installed: {installed.path}"))
+    elif image is not None and not booted:
+        out.append(_finding("kernel-installed", Status.WARN, Severity.RECOMMENDED,
+                            f"{release} is built but not installed in /boot (is /boot mounted?)",
+                            fix=f"make -C {build} modules_install install"))
+    if booted:
+        where = "" if installed is not None else " (its image is not in /boot: booted some other way)"
+        out.append(_finding("kernel-booted", Status.OK, Severity.INFO, f"booted: {release} is running{where}", actual=running.release))
+        return out, release
+    if installed is None:
+        return out, None
+    now = running.release if running.release != release else f"an older build of {release} ({running.uts_version})"
+    out.append(_finding("kernel-booted", Status.WARN, Severity.INFO, f"installed but not booted: the running kernel is {now}",
+                        actual=running.release, fix=f"reboot into {installed.path.name}"))
+    return out, release
+
+
+def _built_finding(ctx: CheckContext, build: Path, image: Path | None, built_text: str | None, release: str) -> Finding:
+    """Is the tree's kernel built, and built from the configuration as it is now?"""
+    config_path = ctx.source.path
+    if image is None:
+        return _finding("kernel-built", Status.WARN, Severity.RECOMMENDED, f"{release} is not built yet (no kernel image in {build})",
+                        fix=f"make -C {build} && make -C {build} modules_install install")
+    if config_path is not None and config_path.stat().st_mtime > image.stat().st_mtime:
+        return _finding("kernel-built", Status.WARN, Severity.RECOMMENDED,
+                        f"the configuration changed after the last build: {image} is older than {config_path}; a reboot now would not use it",
+                        fix=f"rebuild: make -C {build} && make -C {build} modules_install install")
+    return _finding("kernel-built", Status.OK, Severity.RECOMMENDED, f"built: {image}" + (f" ({built_text})" if built_text else ""))
+
+
+def _installed(root: Path, release: str, image: Path | None, built_text: str | None) -> BootImage | None:
+    """The /boot image that is this build (by version string, else content, else name), or None."""
+    built = split_version(built_text) if built_text else None
+    for candidate in boot_images(root):
+        if built is not None:
+            if (candidate.release, candidate.uts_version) == built:
+                return candidate
+        elif image is not None:
+            if candidate.path.stat().st_size == image.stat().st_size and filecmp.cmp(candidate.path, image, shallow=False):
+                return candidate
+        elif candidate.release == release:
+            # Nothing built to compare with (make clean, or a distribution kernel): the name is the best evidence.
+            return candidate
+    return None
+
+
+# --- modules -----------------------------------------------------------------
+
+#: Kconfig symbol -> module name, for the symbols docker and the storage drivers require.
+MODULE_OF = {
+    "OVERLAY_FS": "overlay",
+    "BTRFS_FS": "btrfs",
+    "EXT4_FS": "ext4",
+    "XFS_FS": "xfs",
+    "FUSE_FS": "fuse",
+    "AUFS_FS": "aufs",
+    "BLK_DEV_DM": "dm-mod",
+    "DM_THIN_PROVISIONING": "dm-thin-pool",
+    "VETH": "veth",
+    "BRIDGE": "bridge",
+    "BRIDGE_NETFILTER": "br_netfilter",
+    "NF_NAT": "nf_nat",
+    "IP_NF_FILTER": "iptable_filter",
+    "IP_NF_MANGLE": "iptable_mangle",
+    "IP_NF_RAW": "iptable_raw",
+    "IP_NF_NAT": "iptable_nat",
+    "IP6_NF_FILTER": "ip6table_filter",
+    "IP6_NF_MANGLE": "ip6table_mangle",
+    "IP6_NF_RAW": "ip6table_raw",
+    "IP6_NF_NAT": "ip6table_nat",
+    "NETFILTER_XT_MATCH_ADDRTYPE": "xt_addrtype",
+    "NETFILTER_XT_MATCH_CONNTRACK": "xt_conntrack",
+    "NETFILTER_XT_MATCH_IPVS": "xt_ipvs",
+    "NETFILTER_XT_MARK": "xt_mark",
+}
+
+
+def _normal(name: str) -> str:
+    """Module names treat ``-`` and ``_`` alike (modprobe does)."""
+    return name.replace("-", "_")
+
+
+def module_index(root: Path, release: str) -> dict[str, Path] | None:
+    """Module name -> file under ``<root>/lib/modules/<release>``; None when that directory is missing."""
+    base = under_root(root, f"/lib/modules/{release}")
+    if not base.is_dir():
+        return None
+    index: dict[str, Path] = {}
+    for directory, _dirs, files in os.walk(base):
+        for name in files:
+            for suffix in _MODULE_SUFFIXES:
+                if name.endswith(suffix):
+                    index.setdefault(_normal(name[: -len(suffix)]), Path(directory, name))
+    return index
+
+
+def builtin_modules(root: Path, release: str) -> set[str]:
+    """Names listed in ``modules.builtin`` (built into that kernel)."""
+    try:
+        text = under_root(root, f"/lib/modules/{release}/modules.builtin").read_text()
+    except OSError:
+        return set()
+    return {_normal(Path(line.strip()).name.removesuffix(".ko")) for line in text.splitlines() if line.strip()}
+
+
+def module_findings(ctx: CheckContext, config_findings: Iterable[Finding], release: str) -> list[Finding]:
+    """For each required symbol set to ``m``: is its module installed for ``release``?"""
+    wanted = sorted({f.symbol or f.check for f in config_findings
+                     if f.section != "host" and f.severity is Severity.REQUIRED and f.status is Status.OK and f.actual == "m"})
+    if not wanted:
+        return []
+    index = module_index(ctx.root, release)
+    if index is None:
+        return [_finding("modules", Status.FAIL, Severity.REQUIRED,
+                         f"/lib/modules/{release} is missing: {len(wanted)} required module(s) ({', '.join(wanted)}) cannot load",
+                         group="Modules", fix="make modules_install (in the kernel tree)")]
+    builtin = builtin_modules(ctx.root, release)
+    present, missing = [], []
+    for symbol in wanted:
+        name = MODULE_OF.get(symbol)
+        if name is None:
+            continue  # no known module name: the configuration check already covers the symbol
+        (present if _normal(name) in index or _normal(name) in builtin else missing).append(name)
+    out = []
+    if present:
+        out.append(_finding("modules", Status.OK, Severity.REQUIRED,
+                            f"{len(present)} required module(s) installed for {release}", group="Modules", detail=", ".join(present)))
+    if missing:
+        out.append(_finding("modules-missing", Status.FAIL, Severity.REQUIRED,
+                            f"{len(missing)} required module(s) set to m are not under /lib/modules/{release}",
+                            group="Modules", detail=", ".join(missing), fix="make modules_install (in the kernel tree)"))
+    return out
+
+
+# --- out-of-tree modules: the .modinfo section --------------------------------
+
+
+class ModuleUnreadable(Exception):
+    """A module file could not be read or decompressed (the message says why)."""
+
+
+def _decompress(path: Path) -> bytes:
+    """A module's ELF bytes, whatever its compression."""
+    data = path.read_bytes()
+    if path.name.endswith(".xz"):
+        return lzma.decompress(data)
+    if path.name.endswith(".gz"):
+        return gzip.decompress(data)
+    if path.name.endswith(".zst"):
+        try:
+            from compression import zstd  # Python 3.14+
+            return zstd.decompress(data)
+        except ImportError:
+            pass
+        tool = shutil.which("zstd")
+        if tool is None:
+            raise ModuleUnreadable(f"{path} is zstd-compressed and neither Python's zstd support nor the zstd command is available")
+        try:
+            return subprocess.run([tool, "-dc", str(path)], capture_output=True, check=True, timeout=60).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ModuleUnreadable(f"zstd could not decompress {path}: {exc}") from None
+    return data
+
+
+def elf_section(data: bytes, name: str) -> bytes | None:
+    """The contents of section ``name`` of an ELF file (32/64-bit, either byte order), or None."""
+    if data[:4] != b"\x7fELF" or len(data) < 64:
+        return None
+    wide, order = data[4] == 2, "<" if data[5] == 1 else ">"
+    if wide:
+        shoff, = struct.unpack_from(order + "Q", data, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 0x3A)
+        layout, where = order + "II QQQQ", (0, 4, 5)  # name, type, flags, addr, offset, size
+    else:
+        shoff, = struct.unpack_from(order + "I", data, 0x20)
+        shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 0x2E)
+        layout, where = order + "II IIII", (0, 4, 5)
+    layout = layout.replace(" ", "")
+
+    def header(index: int) -> tuple[int, int, int]:
+        fields = struct.unpack_from(layout, data, shoff + index * shentsize)
+        return fields[where[0]], fields[where[1]], fields[where[2]]
+
+    try:
+        _, str_off, str_size = header(shstrndx)
+        names = data[str_off : str_off + str_size]
+        for index in range(shnum):
+            name_off, offset, size = header(index)
+            if names[name_off : names.index(b"\0", name_off)].decode(errors="replace") == name:
+                return data[offset : offset + size]
+    except (struct.error, ValueError):
+        return None
+    return None
+
+
+def modinfo(path: Path) -> dict[str, str]:
+    """The ``key=value`` fields of a kernel module's ``.modinfo`` section (first value per key)."""
+    section = elf_section(_decompress(path), ".modinfo")
+    if section is None:
+        raise ModuleUnreadable(f"{path} is not a kernel module (no ELF .modinfo section)")
+    fields: dict[str, str] = {}
+    for entry in section.split(b"\0"):
+        key, sep, value = entry.decode(errors="replace").partition("=")
+        if sep:
+            fields.setdefault(key, value)
+    return fields
+
+
+def out_of_tree_findings(ctx: CheckContext, name: str, release: str, package: str) -> list[Finding]:
+    """Is the out-of-tree module ``name`` installed for ``release``, built for it (vermagic)?
+
+    Nothing is said when the kernel cannot load modules at all: the
+    configuration check already fails on CONFIG_MODULES.
+    """
+    if not ctx.source.state("MODULES").enabled:
+        return []
+    index = module_index(ctx.root, release) or {}
+    path = index.get(_normal(name))
+    group = "Modules"
+    if path is None:
+        return [_finding(f"module:{name}", Status.FAIL, Severity.REQUIRED, f"{name}.ko is not installed for {release}",
+                         group=group, fix=f"emerge {package} (or emerge @module-rebuild) after installing the kernel")]
+    try:
+        vermagic = modinfo(path).get("vermagic", "")
+    except (OSError, lzma.LZMAError, EOFError, ModuleUnreadable) as exc:
+        return [_finding(f"module:{name}", Status.WARN, Severity.RECOMMENDED, f"cannot read the vermagic of {path}: {exc}", group=group)]
+    built_for = vermagic.split(" ", 1)[0]
+    if built_for == release:
+        return [_finding(f"module:{name}", Status.OK, Severity.REQUIRED, f"{name}.ko is built for {release}", group=group,
+                         detail=f"{path}: vermagic {vermagic.strip()}")]
+    return [_finding(f"module:{name}", Status.FAIL, Severity.REQUIRED,
+                     f"{path} was built for {built_for or 'an unknown kernel'}, not {release}: it will not load",
+                     group=group, expected=release, actual=built_for, fix="emerge @module-rebuild")]
+
+
+# --- the running kernel --------------------------------------------------------
+
+
+def filesystems_now(root: Path) -> set[str]:
+    """Filesystem types the running kernel can mount right now (``/proc/filesystems``)."""
+    try:
+        text = under_root(root, "/proc/filesystems").read_text()
+    except OSError:
+        return set()
+    return {line.split()[-1] for line in text.splitlines() if line.split()}
+
+
+def running_fs_findings(ctx: CheckContext, fstype: str, symbol: str | None, package: str | None = None) -> list[Finding]:
+    """Can the running kernel mount ``fstype`` now, or load the module that provides it?
+
+    ``symbol`` is the Kconfig symbol of an in-tree filesystem; an out-of-tree
+    one has none and names the ``package`` that builds its module instead.
+    """
+    if symbol is not None and not ctx.source.state(symbol).enabled:
+        return []  # the configuration check already says it is missing
+    if fstype in filesystems_now(ctx.root):
+        return [_finding(f"running:{fstype}", Status.OK, Severity.REQUIRED, f"{fstype} is available in the running kernel now",
+                         group="Running kernel", detail="/proc/filesystems")]
+    release = running_release(ctx.root)
+    index = module_index(ctx.root, release) or {}
+    module = MODULE_OF.get(symbol or "", fstype)
+    if _normal(module) in index:
+        return [_finding(f"running:{fstype}", Status.OK, Severity.REQUIRED, f"{fstype} loads on first use ({index[_normal(module)]})",
+                         group="Running kernel")]
+    return [_finding(f"running:{fstype}", Status.FAIL, Severity.REQUIRED,
+                     f"the running kernel cannot mount {fstype}: not in /proc/filesystems and no {module} module under /lib/modules/{release}",
+                     group="Running kernel",
+                     fix=f"emerge {package}" if package else f"install the {module} module for {release} (make modules_install), or boot a kernel with it")]

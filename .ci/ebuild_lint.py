@@ -7,8 +7,9 @@ start and brings its own tools. Steps:
 1. ``bash -n`` on every ebuild of the overlay.
 2. Tools: pkgcore, pkgcheck and pkgdev at the versions pinned in
    ``.ci/ebuild-lint-requirements.txt`` go into their own venv under the cache
-   directory (``$KCHECK_EBUILD_LINT_CACHE``, default ``<repo>/.cache/ebuild-lint``),
-   reinstalled only when that file changes. They are kept out of the project's
+   directory (``$KCHECK_EBUILD_LINT_CACHE``, else ``$KCHECK_TEST_CACHE/ebuild-lint``
+   so the test suite and CI share it, else ``<repo>/.cache/tests/ebuild-lint``),
+   reinstalled only when that file changes; a lock file serialises concurrent runs. They are kept out of the project's
    test venv because the pins exist only for this host's bash.
 3. Distfiles: kcheck's sdist is built from the work tree (what a release would
    upload), kconfiglib's sdist comes from PyPI (cached).
@@ -51,6 +52,7 @@ cannot be set up.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import shutil
@@ -363,19 +365,25 @@ def main(argv: list[str] | None = None) -> int:
         "--keep", action="store_true", help="keep the scan copy and print its path (to debug the scan)"
     )
     args = parser.parse_args(argv)
-    cache = Path(os.environ.get("KCHECK_EBUILD_LINT_CACHE", REPO / ".cache" / "ebuild-lint"))
+    cache = Path(
+        os.environ.get("KCHECK_EBUILD_LINT_CACHE")
+        or Path(os.environ.get("KCHECK_TEST_CACHE") or REPO / ".cache" / "tests") / "ebuild-lint"
+    )
     cache.mkdir(parents=True, exist_ok=True)
 
     failures = syntax_errors(args.overlay)
     try:
-        bindir = ensure_venv(cache)
         work = Path(tempfile.mkdtemp(prefix="kcheck-ebuild-lint-"))
         try:
             distdir = work / "distfiles"
-            kcheck_sdist = build_kcheck_sdist(bindir, distdir)
-            kconfiglib_sdist = pip_sdist(bindir, KCONFIGLIB_SDIST, cache / "distfiles")
+            with open(cache / "lock", "w") as lock:
+                # Another run (a parallel test, a second helper) may be filling the cache.
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                bindir = ensure_venv(cache)
+                kcheck_sdist = build_kcheck_sdist(bindir, distdir)
+                kconfiglib_sdist = pip_sdist(bindir, KCONFIGLIB_SDIST, cache / "distfiles")
+                pkgcheck_sdist = pip_sdist(bindir, PKGCHECK_SDIST, cache / "sdists")
             shutil.copy2(kconfiglib_sdist, distdir)
-            pkgcheck_sdist = pip_sdist(bindir, PKGCHECK_SDIST, cache / "sdists")
 
             home = work / "home"
             lay_out_master(home / ".cache" / "pkgcore" / "repos" / "gentoo", pkgcheck_sdist, kconfiglib_sdist)

@@ -235,3 +235,48 @@ def test_pkgcheck_scan_fails_on_a_broken_overlay(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "error: dev-python/kconfiglib-14.1.0: UnknownLicense" in proc.stdout
     assert "NonexistentDeps" in proc.stdout or "NonsolvableDeps" in proc.stdout
+
+
+def run_phase(ebuild: Path, phase: str, eroot: Path, **env: str) -> list[str]:
+    """Run the ebuild's own *phase* function in bash; return what it passed to elog, by line."""
+    script = """
+        inherit() { :; }
+        elog() { printf '%s\\n' "$*"; }
+        source "$1" || exit 1
+        "$2"
+    """
+    base = {"PATH": os.environ["PATH"], "PN": "kcheck", "PV": VERSION, "P": f"kcheck-{VERSION}"}
+    base |= {"EROOT": str(eroot), "EPREFIX": "", **env}
+    out = subprocess.run(
+        ["bash", "-c", script, "bash", str(ebuild), phase], env=base, capture_output=True, text=True, check=True
+    ).stdout
+    return out.splitlines()
+
+
+def test_postinst_tells_how_to_enable_the_hook(tmp_path: Path) -> None:
+    """pkg_postinst names the installed snippet and both ways to enable it, and touches nothing."""
+    lines = run_phase(RELEASE_EBUILD, "pkg_postinst", tmp_path)
+    text = "\n".join(lines)
+    assert "[[ -f /usr/share/kcheck/portage-hook.bash ]] && source /usr/share/kcheck/portage-hook.bash" in text
+    assert f"{tmp_path}/etc/portage/bashrc" in text
+    assert f"ln -s /usr/share/kcheck/portage-hook.bash {tmp_path}/etc/portage/env/sys-fs/aufs3" in text
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_postinst_is_quiet_once_the_hook_is_enabled(tmp_path: Path) -> None:
+    """The bashrc line pkg_postinst suggests is recognised on the next upgrade."""
+    suggested = [line.strip() for line in run_phase(RELEASE_EBUILD, "pkg_postinst", tmp_path) if "source" in line]
+    bashrc = tmp_path / "etc" / "portage" / "bashrc"
+    bashrc.parent.mkdir(parents=True)
+    bashrc.write_text("# local settings\n" + "\n".join(suggested) + "\n")
+    assert run_phase(RELEASE_EBUILD, "pkg_postinst", tmp_path) == []
+
+
+def test_postrm_reminds_of_the_dead_bashrc_line_on_removal_only(tmp_path: Path) -> None:
+    """After an uninstall the user hears about the bashrc line; after an upgrade not."""
+    bashrc = tmp_path / "etc" / "portage" / "bashrc"
+    bashrc.parent.mkdir(parents=True)
+    bashrc.write_text("source /usr/share/kcheck/portage-hook.bash\n")
+    removed = run_phase(RELEASE_EBUILD, "pkg_postrm", tmp_path, REPLACED_BY_VERSION="")
+    assert any("remove that line" in line for line in removed)
+    assert run_phase(RELEASE_EBUILD, "pkg_postrm", tmp_path, REPLACED_BY_VERSION="0.2.0") == []

@@ -43,21 +43,28 @@ python_install_all() {
 	doins src/kcheck/data/portage-hook.bash
 }
 
-pkg_postinst() {
-	local snippet="${EPREFIX}/usr/share/kcheck/portage-hook.bash"
+# The snippet users are told to source; pkg_postrm looks for it too.
+_kcheck_snippet() {
+	echo "${EPREFIX}/usr/share/kcheck/portage-hook.bash"
+}
 
-	# Users who already source the hook need no instructions again.
+pkg_postinst() {
+	local snippet=$(_kcheck_snippet)
+
+	# Users who already source the snippet need no instructions again.
 	if grep -qsF "${snippet}" "${EROOT}/etc/portage/bashrc"; then
 		return
 	fi
 
 	elog "kcheck can check the kernel at the end of an emerge of the packages"
 	elog "that change what docker needs from it (sys-fs/aufs3, sys-fs/aufs4,"
-	elog "sys-kernel/*-sources, app-containers/docker). The hook is not enabled."
+	elog "sys-kernel/*-sources, docker). This package does not enable it."
 	elog
 	elog "To enable it for all merges (other packages cost nothing), add to"
 	elog "${EROOT}/etc/portage/bashrc the line:"
-	elog "    source ${snippet}"
+	elog "    [[ -f ${snippet} ]] && source ${snippet}"
+	elog "If your bashrc defines pre_pkg_setup or post_pkg_postinst itself,"
+	elog "call \"kcheck_portage_hook <phase>\" from those functions."
 	elog
 	elog "Or enable it for single packages only, e.g. sys-fs/aufs3, since Portage"
 	elog "reads /etc/portage/env/<category>/<PN> as that package's bashrc:"
@@ -65,4 +72,14 @@ pkg_postinst() {
 	elog "    ln -s ${snippet} ${EROOT}/etc/portage/env/sys-fs/aufs3"
 	elog "(/etc/portage/package.env does not work for this: its files may only"
 	elog "set variables.)"
+}
+
+pkg_postrm() {
+	local snippet=$(_kcheck_snippet)
+
+	# On removal (not upgrade), a bashrc line naming the snippet is now dead.
+	if [[ -z ${REPLACED_BY_VERSION} ]] && grep -qsF "${snippet}" "${EROOT}/etc/portage/bashrc"; then
+		elog "${EROOT}/etc/portage/bashrc still names ${snippet};"
+		elog "remove that line now that kcheck is uninstalled."
+	fi
 }

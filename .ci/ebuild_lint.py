@@ -166,7 +166,7 @@ class LintError(Exception):
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     """Run *cmd*, raising LintError with its output when it fails."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, **kwargs)
     if proc.returncode != 0:
         raise LintError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
     return proc
@@ -214,7 +214,7 @@ def syntax_errors(overlay: Path) -> list[str]:
     """Return ``bash -n`` complaints about the ebuilds of *overlay*."""
     errors = []
     for ebuild in sorted(overlay.glob("*/*/*.ebuild")):
-        proc = subprocess.run(["bash", "-n", str(ebuild)], capture_output=True, text=True)
+        proc = subprocess.run(["bash", "-n", str(ebuild)], check=False, capture_output=True, text=True)
         if proc.returncode != 0:
             errors.append(f"{ebuild}: bash syntax error:\n{proc.stderr}")
     return errors
@@ -280,7 +280,7 @@ def lay_out_master(master: Path, pkgcheck_sdist: Path, kconfiglib_sdist: Path) -
         raise LintError(f"{gpl2} is missing: install Debian's base-files package")
     write(master / "licenses" / "GPL-2", gpl2.read_text())
     with tarfile.open(kconfiglib_sdist) as tar:
-        member = tar.extractfile(f"{kconfiglib_sdist.name[:-len('.tar.gz')]}/LICENSE.txt")
+        member = tar.extractfile(f"{kconfiglib_sdist.name[: -len('.tar.gz')]}/LICENSE.txt")
         if member is None:
             raise LintError(f"{kconfiglib_sdist} has no LICENSE.txt")
         write(master / "licenses" / "ISC", member.read().decode())
@@ -323,8 +323,7 @@ def manifest_problems(bindir: Path, overlay: Path, distdir: Path, env: dict[str,
         fresh = (overlay / rel).read_text()
         if fresh != text:
             problems.append(
-                f"{rel} is stale; regenerate it with pkgdev manifest.\n"
-                f"committed:\n{text}generated:\n{fresh}"
+                f"{rel} is stale; regenerate it with pkgdev manifest.\ncommitted:\n{text}generated:\n{fresh}"
             )
     return problems
 
@@ -338,10 +337,24 @@ def pkgcheck_results(bindir: Path, overlay: Path, env: dict[str, str], cache: Pa
     fmt = RS + FS.join(["{level}", "{category}/{package}-{version}", "{name}: {desc}"])
     proc = subprocess.run(
         [
-            str(bindir / "pkgcheck"), "scan", "--config", "no", "--cache-dir", str(cache),
-            "-R", "FormatReporter", "--format", fmt, "--repo", str(overlay),
+            str(bindir / "pkgcheck"),
+            "scan",
+            "--config",
+            "no",
+            "--cache-dir",
+            str(cache),
+            "-R",
+            "FormatReporter",
+            "--format",
+            fmt,
+            "--repo",
+            str(overlay),
         ],
-        capture_output=True, text=True, cwd=overlay, env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=overlay,
+        env=env,
     )
     if proc.returncode not in (0, 1) or "Traceback" in proc.stderr:
         raise LintError(f"pkgcheck scan failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
@@ -361,9 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--overlay", type=Path, default=DEFAULT_OVERLAY, help="overlay to check (default: the repository's ebuild/)"
     )
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the scan copy and print its path (to debug the scan)"
-    )
+    parser.add_argument("--keep", action="store_true", help="keep the scan copy and print its path (to debug the scan)")
     args = parser.parse_args(argv)
     cache = Path(
         os.environ.get("KCHECK_EBUILD_LINT_CACHE")

@@ -9,10 +9,12 @@ start and brings its own tools. Steps:
    ``.ci/ebuild-lint-requirements.txt`` go into their own venv under the cache
    directory (``$KCHECK_EBUILD_LINT_CACHE``, else ``$KCHECK_TEST_CACHE/ebuild-lint``
    so the test suite and CI share it, else ``<repo>/.cache/tests/ebuild-lint``),
-   reinstalled only when that file changes; a lock file serialises concurrent runs. They are kept out of the project's
-   test venv because the pins exist only for this host's bash.
+   reinstalled only when that file changes; a lock file serialises concurrent
+   runs. They are kept out of the project's test venv because the pins exist
+   only for this host's bash.
 3. Distfiles: kcheck's sdist is built from the work tree (what a release would
-   upload), kconfiglib's sdist comes from PyPI (cached).
+   upload; setuptools leaves its ignored ``src/kcheck.egg-info`` behind),
+   kconfiglib's sdist comes from PyPI (cached).
 4. A scan copy in a temporary directory: the overlay as committed, and a
    stand-in ``::gentoo`` master holding only what the scan needs, because the
    real Gentoo repository cannot be fetched here (only PyPI and Debian are
@@ -35,8 +37,8 @@ start and brings its own tools. Steps:
    None of this master is shipped: it lives only in the temporary directory.
    The pkgcore configuration is pkgcore's own non-Gentoo default, which finds
    ``::gentoo`` under ``$HOME/.cache/pkgcore/repos/gentoo``; HOME points into the
-   scan copy. (On a Gentoo host pkgcore reads /etc/portage instead and the
-   real ::gentoo is used, which is stricter still.)
+   scan copy. (On a Gentoo host pkgcore reads /etc/portage instead, so the
+   host's real ::gentoo would be the master; not tried, no Gentoo host here.)
 5. Manifests: pkgdev writes them in the scan copy from the distfiles of step 3.
    A Manifest committed in the overlay must equal the generated one (a stale
    Manifest would break every user's emerge); kcheck's own release Manifest is

@@ -11,7 +11,9 @@ import importlib
 import click
 
 #: name -> "module:attribute" of each subcommand's click command.
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "portage-hook": "kcheck.portage.hook:portage_hook",
+}
 
 
 class LazyGroup(click.Group):

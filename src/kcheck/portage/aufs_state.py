@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from kcheck.model import Finding, Severity, Status
@@ -118,9 +118,10 @@ class TreeEvidence:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> TreeEvidence:
-        """Read back a snapshot written by :meth:`to_json`."""
-        return cls(**json.loads(text))
+    def from_dict(cls, data: dict) -> TreeEvidence:
+        """Read back a snapshot written by :meth:`to_json` (by this or another kcheck version)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def _mtime(path: Path) -> float | None:

@@ -83,6 +83,8 @@ class PortageFacts:
 
     def _package(self, cp: str, cpv: str) -> InstalledPackage:
         counter, build_time, use, iuse, repo = self._vardb.aux_get(cpv, list(_AUX_KEYS))
+        # Portage hands out str subclasses that misbehave under str(); keep plain strings.
+        cpv, cp = str(cpv), str(cp)
         return InstalledPackage(
             cpv=cpv,
             cp=cp,

@@ -166,7 +166,8 @@ def read_tree(tree: Path, build_dir: Path | None = None) -> TreeEvidence:
     itself by default. Reads a handful of files; never runs ``make``.
     """
     build_dir = build_dir or tree
-    ev = TreeEvidence(tree=str(tree), build_dir=str(build_dir))
+    # Resolved, so that a snapshot taken before "eselect kernel set" names the old tree.
+    ev = TreeEvidence(tree=str(tree.resolve()), build_dir=str(build_dir.resolve()))
     ev.aufs_sources = (tree / "fs" / "aufs" / "Kconfig").is_file()
     ev.prfile = _mtime(tree / PATCH_FILE)
     files = {AUFS_EXPORTS[s] for s in AUFS_EXPORTS}

@@ -136,7 +136,7 @@ def hook_messages(
 def _snapshot(tree: Path, build_dir: Path | None) -> dict:
     from kcheck.portage.aufs_state import read_tree
 
-    return {"tree": str(tree.resolve()), "evidence": json.loads(read_tree(tree, build_dir).to_json())}
+    return {"evidence": json.loads(read_tree(tree, build_dir).to_json())}
 
 
 def _aufs_messages(root: Path, tree: Path, build_dir: Path | None, cp: str, before: dict | None) -> list[tuple[str, str]]:

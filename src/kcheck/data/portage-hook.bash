@@ -10,10 +10,10 @@
 
 kcheck_portage_hook() {
 	local phase=$1
-	case ${CATEGORY}/${PN} in
+	case ${CATEGORY:-}/${PN:-} in
 		sys-fs/aufs3|sys-fs/aufs4)
 			# A binary package was patched and built elsewhere; this tree is untouched.
-			[[ ${MERGE_TYPE} == binary ]] && return 0
+			[[ ${MERGE_TYPE:-} == binary ]] && return 0
 			;;
 		sys-kernel/*-sources) ;;
 		app-containers/docker|app-emulation/docker)
@@ -24,10 +24,10 @@ kcheck_portage_hook() {
 	esac
 	type -P kcheck >/dev/null || return 0
 	local args=(portage-hook run --phase "${phase}" --category "${CATEGORY}"
-		--pn "${PN}" --pvr "${PVR}" --merge-type "${MERGE_TYPE:-source}"
+		--pn "${PN}" --pvr "${PVR:-}" --merge-type "${MERGE_TYPE:-source}"
 		--root "${EROOT:-${ROOT:-/}}")
-	[[ -n ${KERNEL_DIR} ]] && args+=(--kernel-dir "${KERNEL_DIR}")
-	[[ -n ${KBUILD_OUTPUT} ]] && args+=(--build-dir "${KBUILD_OUTPUT}")
+	[[ -n ${KERNEL_DIR:-} ]] && args+=(--kernel-dir "${KERNEL_DIR}")
+	[[ -n ${KBUILD_OUTPUT:-} ]] && args+=(--build-dir "${KBUILD_OUTPUT}")
 	local level text
 	# ewarn/eerror/elog, unlike einfo, are repeated in emerge's final
 	# "Messages for package" list.

@@ -105,8 +105,8 @@ def aufs_findings(ctx: CheckContext) -> list[Finding]:
         ctx.tree,
         ctx.build_dir,
         facts,
-        live=ctx.live,
-        proc_version=proc_version(ctx.root) if ctx.live else None,
+        # <root>/proc/version: the running kernel for root "/", absent in most other roots.
+        proc_version=proc_version(ctx.root),
         also_left=left,
     )
     return findings

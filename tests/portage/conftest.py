@@ -161,7 +161,7 @@ class Situation:
         (pkg / f"{pf}.ebuild").write_text("EAPI=8\n")
         portage_facts.cache_clear()
 
-    def context(self, config: dict[str, str] | None = None, *, tree: bool = True, live: bool = False) -> CheckContext:
+    def context(self, config: dict[str, str] | None = None, *, tree: bool = True) -> CheckContext:
         """A CheckContext for this root, as the engine would build it."""
         return CheckContext(
             root=self.root,
@@ -169,7 +169,6 @@ class Situation:
             tree=self.tree if tree else None,
             build_dir=None,
             kernel_version=None,
-            live=live,
         )
 
 

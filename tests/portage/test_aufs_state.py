@@ -193,10 +193,10 @@ def test_booted_or_not(situation):
     assert not booted(version, running.replace("#2", "#1"))
     (situation.root / "proc").mkdir()
     (situation.root / "proc" / "version").write_text(running.replace("#2", "#1"))
-    boot = by_check(aufs_findings(situation.context(live=True)))["aufs-boot"]
+    boot = by_check(aufs_findings(situation.context()))["aufs-boot"]
     assert boot.status is Status.INFO and "not booted yet" in boot.reason
     (situation.root / "proc" / "version").write_text(running)
-    assert by_check(aufs_findings(situation.context(live=True)))["aufs-boot"].status is Status.OK
+    assert by_check(aufs_findings(situation.context()))["aufs-boot"].status is Status.OK
 
 
 def test_image_version(tmp_path):
@@ -234,3 +234,21 @@ def test_without_portage_says_so_once(situation, tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.count("Portage is not installed here") == 1
     assert "aufs-rebuild ok" in out and "aufs-install fail" in out
+
+
+def test_tree_package_by_directory_name(situation, tmp_path):
+    from kcheck.portage.aufs_state import tree_package
+
+    situation.merge("sys-kernel/gentoo-sources-6.1.67-r1", 3, T0)
+    situation.merge("sys-kernel/gentoo-sources-6.1.67", 4, T0)
+    situation.merge("sys-kernel/vanilla-sources-6.1.67", 5, T0)
+    packages = portage_facts(situation.root).installed("sys-kernel/*-sources")
+    for dirname, expected in (
+        ("linux-6.1.67-gentoo-r1", "sys-kernel/gentoo-sources-6.1.67-r1"),
+        ("linux-6.1.67-gentoo", "sys-kernel/gentoo-sources-6.1.67"),
+        ("linux-6.1.67", "sys-kernel/vanilla-sources-6.1.67"),
+        ("linux-6.6.1-gentoo", None),
+    ):
+        (tmp_path / dirname).mkdir()
+        found = tree_package(tmp_path / dirname, packages)
+        assert (found.cpv if found else None) == expected, dirname

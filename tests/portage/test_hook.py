@@ -241,3 +241,17 @@ def test_snippet_keeps_the_users_own_hooks(tmp_path):
     out = subprocess.run(["bash", str(harness)], env={"SNIPPET": str(tmp_path / "s.bash"), "PATH": "/usr/bin:/bin"},
                          capture_output=True, text=True, check=True).stdout
     assert out == "mine\n"
+
+
+def test_docker_merge_checks_the_configured_driver(situation):
+    """The docker case goes through the shared checker (kcheck.check.run_check)."""
+    pytest.importorskip("kcheck.check")
+    situation.make_tree(T0, config="CONFIG_MODULES=y\nCONFIG_NAMESPACES=y\n")
+    daemon = situation.root / "etc" / "docker" / "daemon.json"
+    daemon.parent.mkdir(parents=True)
+    daemon.write_text('{"storage-driver": "btrfs"}')
+    messages = hook_messages(phase="post_pkg_postinst", category="app-containers", pn="docker", root=situation.root)
+    assert any(level == "error" and "BTRFS_FS" in text for level, text in messages)
+    level, text = messages[-1]
+    assert level == "error" and "does not fit docker's btrfs storage driver" in text
+    assert hook_messages(phase="pre_pkg_setup", category="app-containers", pn="docker", root=situation.root) == []

@@ -307,22 +307,31 @@ def aufs_packages(facts: PortageFacts) -> AufsPackages:
 def tree_package(tree: Path, candidates: list[InstalledPackage]) -> InstalledPackage | None:
     """The kernel-sources package that installed ``tree``, judged by its directory name.
 
-    Gentoo's kernel-2 eclass installs ``<name>-sources-<version>`` to
-    ``/usr/src/linux-<version>-<name>`` (``gentoo-sources-6.1.67-r1`` ->
-    ``linux-6.1.67-gentoo-r1``). None when no installed package fits.
+    Gentoo's kernel-2 eclass installs ``<flavour>-sources-<version>`` to
+    ``/usr/src/linux-<version>-<flavour>`` (``gentoo-sources-6.1.67-r1`` ->
+    ``linux-6.1.67-gentoo-r1``; vanilla-sources to ``linux-<version>``). When
+    no name fits exactly, a name that contains the version and the flavour
+    does. None when no installed package fits; the latest merge wins.
     """
     dirname = tree.resolve().name
-    fits = []
+    exact, loose = [], []
     for pkg in candidates:
         flavour = pkg.cp.split("/", 1)[1].removesuffix("-sources")
         base, _, revision = pkg.version.partition("-r")
-        if base in dirname and flavour.split("-")[0] in dirname and (not revision or f"-r{revision}" in dirname):
-            fits.append(pkg)
+        suffix = f"-r{revision}" if revision else ""
+        names = {f"linux-{base}-{flavour}{suffix}"}
+        if flavour == "vanilla":
+            names.add(f"linux-{base}")
+        if dirname in names:
+            exact.append(pkg)
+        elif base in dirname and flavour.split("-")[0] in dirname:
+            loose.append(pkg)
+    fits = exact or loose
     return max(fits, key=lambda p: p.counter) if fits else None
 
 
 def _finding(check: str, status: Status, reason: str, *, section: str = "driver", fix: str | None = None, detail: str | None = None) -> Finding:
-    severity = Severity.INFO if status in (Status.OK, Status.INFO) else Severity.REQUIRED
+    severity = {Status.FAIL: Severity.REQUIRED, Status.WARN: Severity.RECOMMENDED}.get(status, Severity.INFO)
     return Finding(
         profile=PROFILE,
         check=check,
@@ -341,16 +350,14 @@ def assess(
     build_dir: Path | None,
     facts: PortageFacts,
     *,
-    live: bool = False,
     proc_version: str | None = None,
     also_left: Sequence[str] = (),
 ) -> list[Finding]:
     """Findings about the aufs patch, rebuild, install and boot of ``tree``.
 
     ``facts`` gives the installed packages (or the reason there are none);
-    ``live`` says ``root`` is the running machine, so ``proc_version`` (the
-    text of ``/proc/version``, read by the caller) can tell whether the build
-    is booted. The last finding is always ``aufs-reboot``: "safe to reboot",
+    ``proc_version`` (the text of ``<root>/proc/version``, read by the
+    caller; None when there is none) tells whether the build is booted. The last finding is always ``aufs-reboot``: "safe to reboot",
     or the list of what is left, including ``also_left`` (problems other
     checks report, such as the configuration's AUFS_FS).
     """
@@ -368,7 +375,7 @@ def assess(
         findings.append(_finding("aufs-tree", Status.INFO, "no kernel tree to check for the aufs patch and the build"))
     else:
         ev = read_tree(tree, build_dir)
-        findings += _tree_findings(root, tree, ev, packages, live, proc_version)
+        findings += _tree_findings(root, tree, ev, packages, proc_version)
     return _summary(findings, list(also_left))
 
 
@@ -377,7 +384,6 @@ def _tree_findings(
     tree: Path,
     ev: TreeEvidence,
     packages: AufsPackages,
-    live: bool,
     proc_version: str | None,
 ) -> list[Finding]:
     fix_build = REBUILD_FIX.format(tree=tree)
@@ -438,7 +444,7 @@ def _tree_findings(
     found.append(_finding("aufs-install", Status.OK, f"{boot} is the rebuilt kernel"))
     if module is not None:
         found.append(_module_finding(root, ev, module))
-    if live and proc_version is not None and ev.built_version is not None:
+    if proc_version is not None and ev.built_version is not None:
         if booted(ev.built_version, proc_version):
             found.append(_finding("aufs-boot", Status.OK, "the running kernel is this build"))
         else:

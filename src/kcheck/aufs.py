@@ -65,16 +65,17 @@ def aufs_findings(ctx: CheckContext) -> list[Finding]:
     aufs_fs = ctx.source.state("AUFS_FS")
     findings: list[Finding] = []
     left: list[str] = []
+    # The profile's AUFS_FS requirements report these lines; here they only keep the reboot verdict honest.
     if provider == "sources" and not aufs_fs.enabled:
-        # The profile's AUFS_FS requirement reports this line; here it only keeps the reboot verdict honest.
-        left.append("CONFIG_AUFS_FS is not set, but the aufs-sources tree needs it y or m")
+        left.append("set CONFIG_AUFS_FS (y or m) for the aufs-sources tree")
     elif provider == "none":
         left.append(
-            "this kernel has no aufs: use sys-kernel/aufs-sources with CONFIG_AUFS_FS, "
+            "give this kernel aufs: sys-kernel/aufs-sources with CONFIG_AUFS_FS, "
             "or sys-fs/aufs3 / sys-fs/aufs4 with USE=kernel-patch"
         )
     if packages.modules and aufs_fs.enabled:
         module = packages.modules[-1]
+        left.append(f"unset CONFIG_AUFS_FS ({module.cp} builds aufs outside the tree)")
         findings.append(Finding(
             profile="aufs",
             check="aufs-provider",

@@ -63,7 +63,7 @@ def test_never_patched(situation):
     ctx = situation.context()
     assert aufs_facts(ctx) == {"aufs-provider": "none"}
     summary = reboot(aufs_findings(ctx))
-    assert summary.status is Status.FAIL and "no aufs" in summary.reason
+    assert summary.status is Status.FAIL and "give this kernel aufs" in summary.reason
 
 
 def test_patched_and_rebuilt_is_safe_to_reboot(situation):
@@ -93,7 +93,8 @@ def test_patched_and_not_rebuilt(situation):
     assert rebuild.detail == f"{AUFS3} was merged after the last kernel build"
     assert "make modules_install && make install" in rebuild.fix and "@module-rebuild" in rebuild.fix
     summary = reboot(findings)
-    assert summary.status is Status.FAIL and "not safe to reboot" in summary.reason
+    assert summary.status is Status.FAIL
+    assert summary.reason == "not safe to reboot yet; left to do: rebuild the kernel"
     assert summary.fix == rebuild.fix
 
 
@@ -163,15 +164,17 @@ def test_aufs_sources_without_aufs_fs(situation):
     situation.add_aufs_sources_tree(T0)
     situation.merge("sys-kernel/aufs-sources-6.1.67", 5, T0)
     summary = reboot(aufs_findings(situation.context({})))
-    assert summary.status is Status.FAIL and "CONFIG_AUFS_FS is not set" in summary.reason
+    assert summary.status is Status.FAIL and "set CONFIG_AUFS_FS (y or m)" in summary.reason
     # Without a tree, only Portage can tell: aufs-sources still decides the provider.
     assert aufs_facts(situation.context({}, tree=False)) == {"aufs-provider": "sources"}
 
 
 def test_module_package_with_aufs_fs_set(situation):
     standalone_ready(situation)
-    provider = by_check(aufs_findings(situation.context({"AUFS_FS": "y"})))["aufs-provider"]
+    findings = aufs_findings(situation.context({"AUFS_FS": "y"}))
+    provider = by_check(findings)["aufs-provider"]
     assert provider.status is Status.FAIL and provider.symbol == "AUFS_FS" and provider.actual == "y"
+    assert "unset CONFIG_AUFS_FS (sys-fs/aufs3 builds aufs outside the tree)" in reboot(findings).reason
 
 
 def test_overlay_module_recognised_by_its_signs(situation):

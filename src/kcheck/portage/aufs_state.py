@@ -369,8 +369,6 @@ def assess(
             f"{facts.reason}; the installed aufs packages and the order of merges are not checked",
             section="portage",
         ))
-    for pkg in packages.sources + packages.modules:
-        findings.append(_finding("aufs-package", Status.INFO, f"{pkg.cpv} is installed (USE: {' '.join(sorted(pkg.use)) or 'none'})", section="portage"))
     if tree is None or not tree.is_dir():
         findings.append(_finding("aufs-tree", Status.INFO, "no kernel tree to check for the aufs patch and the build"))
     else:
@@ -465,14 +463,25 @@ def _module_finding(root: Path, ev: TreeEvidence, module: InstalledPackage) -> F
     return _finding("aufs-module", Status.OK, f"{ko} was built for this kernel")
 
 
+#: What is left, in a few words, when a check fails (the finding itself says why and how).
+_STEPS = {
+    "aufs-provider": "remove the second aufs provider",
+    "aufs-patch": "re-apply the aufs patch (re-emerge the aufs module package)",
+    "aufs-rebuild": "rebuild the kernel",
+    "aufs-install": "install the rebuilt kernel",
+    "aufs-module": "rebuild aufs.ko (emerge @module-rebuild)",
+}
+
+
 def _summary(findings: list[Finding], also_left: list[str]) -> list[Finding]:
     left = [f for f in findings if f.status is Status.FAIL]
     if left or also_left:
-        steps = " && ".join(dict.fromkeys(f.fix for f in left if f.fix))
+        steps = also_left + [_STEPS.get(f.check, f.reason) for f in left]
+        commands = " && ".join(dict.fromkeys(f.fix for f in left if f.fix))
         summary = _finding(
             "aufs-reboot", Status.FAIL,
-            "not safe to reboot yet: " + "; ".join(also_left + [f.reason for f in left]),
-            fix=steps or None,
+            "not safe to reboot yet; left to do: " + "; ".join(dict.fromkeys(steps)),
+            fix=commands or None,
         )
     else:
         summary = _finding("aufs-reboot", Status.OK, "safe to reboot: nothing is left to do for aufs in the kernel tree")

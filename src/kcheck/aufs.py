@@ -56,7 +56,7 @@ def aufs_facts(ctx: CheckContext) -> dict[str, str]:
 
 def aufs_findings(ctx: CheckContext) -> list[Finding]:
     """The aufs provider, the patch/rebuild/install state, and "safe to reboot" or what is left."""
-    from kcheck.portage.aufs_state import aufs_packages, assess, proc_version
+    from kcheck.portage.aufs_state import assess, aufs_packages, proc_version
     from kcheck.portage.facts import portage_facts
 
     facts = portage_facts(ctx.root)
@@ -76,31 +76,35 @@ def aufs_findings(ctx: CheckContext) -> list[Finding]:
     if packages.modules and aufs_fs.enabled:
         module = packages.modules[-1]
         left.append(f"unset CONFIG_AUFS_FS ({module.cp} builds aufs outside the tree)")
-        findings.append(Finding(
-            profile="aufs",
-            check="aufs-provider",
-            status=Status.FAIL,
-            severity=Severity.FORBIDDEN,
-            reason=(
-                f"{module.cpv} builds aufs outside the tree and needs CONFIG_AUFS_FS unset, "
-                "but this configuration sets it"
-            ),
-            expected="not set",
-            actual=aufs_fs.value,
-            line=aufs_fs.line,
-            symbol="AUFS_FS",
-            section="portage",
-            fix="set '# CONFIG_AUFS_FS is not set' (or use sys-kernel/aufs-sources without " + module.cp + ")",
-        ))
+        findings.append(
+            Finding(
+                profile="aufs",
+                check="aufs-provider",
+                status=Status.FAIL,
+                severity=Severity.FORBIDDEN,
+                reason=(
+                    f"{module.cpv} builds aufs outside the tree and needs CONFIG_AUFS_FS unset, "
+                    "but this configuration sets it"
+                ),
+                expected="not set",
+                actual=aufs_fs.value,
+                line=aufs_fs.line,
+                symbol="AUFS_FS",
+                section="portage",
+                fix="set '# CONFIG_AUFS_FS is not set' (or use sys-kernel/aufs-sources without " + module.cp + ")",
+            )
+        )
     else:
-        findings.append(Finding(
-            profile="aufs",
-            check="aufs-provider",
-            status=Status.INFO,
-            severity=Severity.INFO,
-            reason=_provider_reason(provider, packages),
-            section="portage",
-        ))
+        findings.append(
+            Finding(
+                profile="aufs",
+                check="aufs-provider",
+                status=Status.INFO,
+                severity=Severity.INFO,
+                reason=_provider_reason(provider, packages),
+                section="portage",
+            )
+        )
     findings += assess(
         ctx.root,
         ctx.tree,

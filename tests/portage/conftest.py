@@ -85,7 +85,11 @@ class Situation:
         real = self.root / "usr" / "src" / f"linux-{self.release}"
         version, patchlevel, rest = self.release.split(".", 2)
         sublevel, _, extra = rest.partition("-")
-        _touch(real / "Makefile", when, f"VERSION = {version}\nPATCHLEVEL = {patchlevel}\nSUBLEVEL = {sublevel}\nEXTRAVERSION = {'-' + extra if extra else ''}\n")
+        _touch(
+            real / "Makefile",
+            when,
+            f"VERSION = {version}\nPATCHLEVEL = {patchlevel}\nSUBLEVEL = {sublevel}\nEXTRAVERSION = {'-' + extra if extra else ''}\n",
+        )
         _touch(real / ".config", when, config)
         for rel in set(AUFS_EXPORTS.values()):
             _touch(real / rel, when, f"/* {rel} */\nint placeholder;\n")
@@ -110,7 +114,7 @@ class Situation:
 
     def add_aufs_sources_tree(self, when: float) -> None:
         """Make the tree look like sys-kernel/aufs-sources (fs/aufs/ with its Kconfig)."""
-        _touch(self.tree / "fs" / "aufs" / "Kconfig", when, "config AUFS_FS\n\ttristate \"Aufs\"\n")
+        _touch(self.tree / "fs" / "aufs" / "Kconfig", when, 'config AUFS_FS\n\ttristate "Aufs"\n')
 
     def build(self, when: float, number: int = 1) -> str:
         """Leave the outputs of ``make`` at time ``when``; returns the image's version string."""

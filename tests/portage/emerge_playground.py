@@ -128,7 +128,6 @@ def main() -> None:
     os.environ["PORTAGE_USERNAME"] = pwd.getpwuid(os.getuid()).pw_name
     os.environ["PORTAGE_GRPNAME"] = grp.getgrgid(os.getgid()).gr_name
     import portage
-
     from portage.const import PORTAGE_BIN_PATH, PORTAGE_PYM_PATH
 
     # The playground signs binary packages with the test keys its own suite uses.
@@ -157,7 +156,9 @@ def main() -> None:
         now = time.time()
         make_tree(prefix, now - 2 * DAY)
         build_kernel(prefix, now - DAY, number=1, patched=False)
-        snippet = subprocess.run([str(kcheck), "portage-hook", "--snippet"], capture_output=True, text=True, check=True).stdout
+        snippet = subprocess.run(
+            [str(kcheck), "portage-hook", "--snippet"], capture_output=True, text=True, check=True
+        ).stdout
         (prefix / "etc" / "portage" / "bashrc").write_text(snippet)
 
         fake_bin = prefix / "bin"
@@ -188,7 +189,14 @@ def main() -> None:
             "PORTAGE_GNUPGHOME": gnupg,
             "__PORTAGE_TEST_PATH_OVERRIDE": str(fake_bin),
         }
-        emerge = [sys.executable, "-b", os.path.join(PORTAGE_BIN_PATH, "emerge"), "--color=n", "--oneshot", "sys-fs/aufs3"]
+        emerge = [
+            sys.executable,
+            "-b",
+            os.path.join(PORTAGE_BIN_PATH, "emerge"),
+            "--color=n",
+            "--oneshot",
+            "sys-fs/aufs3",
+        ]
         proc = subprocess.run(emerge, env=env, capture_output=True, text=True)
         result["emerge_rc"] = proc.returncode
         result["emerge_output"] = proc.stdout + proc.stderr
@@ -205,9 +213,22 @@ def main() -> None:
         later = time.time() + 60
         build_kernel(prefix, later, number=2, patched=True)
         write(prefix / "lib" / "modules" / RELEASE / "misc" / "aufs.ko", b"\x7fELF", later + 60)
-        check = [str(kcheck), "portage-hook", "run", "--phase", "post_pkg_postinst", "--category", "sys-fs",
-                 "--pn", "aufs3", "--root", str(prefix)]
-        result["second_check"] = subprocess.run(check, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": PORTAGE_PYM_PATH}).stdout
+        check = [
+            str(kcheck),
+            "portage-hook",
+            "run",
+            "--phase",
+            "post_pkg_postinst",
+            "--category",
+            "sys-fs",
+            "--pn",
+            "aufs3",
+            "--root",
+            str(prefix),
+        ]
+        result["second_check"] = subprocess.run(
+            check, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": PORTAGE_PYM_PATH}
+        ).stdout
     finally:
         playground.cleanup()
         shutil.rmtree(gnupg, ignore_errors=True)

@@ -45,9 +45,20 @@ def portage_sdist() -> Path:
                 # Only portage itself must come as source; its build backend may use wheels
                 # (":all:" would also force meson-python's own build dependencies to build from source).
                 subprocess.run(
-                    [sys.executable, "-m", "pip", "download", "--no-binary", "portage", "--no-deps",
-                     f"portage=={PORTAGE_VERSION}", "-d", str(base)],
-                    check=True, stdout=subprocess.DEVNULL,
+                    [
+                        sys.executable,
+                        "-m",
+                        "pip",
+                        "download",
+                        "--no-binary",
+                        "portage",
+                        "--no-deps",
+                        f"portage=={PORTAGE_VERSION}",
+                        "-d",
+                        str(base),
+                    ],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
                 )
             with tempfile.TemporaryDirectory(dir=base) as tmp:
                 with tarfile.open(archive) as tar:
@@ -77,7 +88,10 @@ def test_emerge_aufs3_warns_then_rebuild_is_consistent(portage_sdist, tool_path)
     env = {**os.environ, "PATH": tool_path, "PYTHONPATH": str(portage_sdist), "NO_COLOR": "1"}
     proc = subprocess.run(
         [sys.executable, str(HERE / "emerge_playground.py"), str(kcheck)],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(proc.stdout.splitlines()[-1])
@@ -86,7 +100,7 @@ def test_emerge_aufs3_warns_then_rebuild_is_consistent(portage_sdist, tool_path)
     assert result["prfile"], "the test ebuild did not patch the tree"
 
     # The warning is in emerge's final summary, not only in the scrolling build output.
-    summary = output[output.index("Messages for package sys-fs/aufs3-3_p20160219"):]
+    summary = output[output.index("Messages for package sys-fs/aufs3-3_p20160219") :]
     assert "kcheck: this merge patched " in summary
     assert "was patched for aufs but not rebuilt since: mm/prfile.o is missing" in summary
     assert "Module.symvers lacks d_walk" in summary
@@ -99,4 +113,6 @@ def test_emerge_aufs3_warns_then_rebuild_is_consistent(portage_sdist, tool_path)
     assert installed["counter"] > 100  # the playground's counter starts at 100
 
     # After the (simulated) rebuild, install and @module-rebuild, the same check is content.
-    assert result["second_check"].splitlines() == ["info safe to reboot: nothing is left to do for aufs in the kernel tree"]
+    assert result["second_check"].splitlines() == [
+        "info safe to reboot: nothing is left to do for aufs in the kernel tree"
+    ]

@@ -124,8 +124,19 @@ def test_parallel_merges_wait_for_the_lock(situation):
     situation.make_tree(T0)
     with StateStore(situation.root):
         proc = subprocess.Popen(
-            [str(KCHECK), "portage-hook", "run", "--phase", "pre_pkg_setup", "--category", "sys-fs",
-             "--pn", "aufs4", "--root", str(situation.root)],
+            [
+                str(KCHECK),
+                "portage-hook",
+                "run",
+                "--phase",
+                "pre_pkg_setup",
+                "--category",
+                "sys-fs",
+                "--pn",
+                "aufs4",
+                "--root",
+                str(situation.root),
+            ],
         )
         time.sleep(1.0)
         assert proc.poll() is None, "the hook ran while another held the lock"
@@ -161,8 +172,21 @@ def test_cli_snippet_and_run(situation):
     assert "pre_pkg_setup()" in result.output and "post_pkg_postinst()" in result.output
     situation.make_tree(T0)
     situation.merge(AUFS3, 10, T0, iuse="kernel-patch")
-    result = runner.invoke(main, ["portage-hook", "run", "--phase", "post_pkg_postinst", "--category", "sys-fs",
-                                  "--pn", "aufs3", "--root", str(situation.root)])
+    result = runner.invoke(
+        main,
+        [
+            "portage-hook",
+            "run",
+            "--phase",
+            "post_pkg_postinst",
+            "--category",
+            "sys-fs",
+            "--pn",
+            "aufs3",
+            "--root",
+            str(situation.root),
+        ],
+    )
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert lines[0].startswith(f"warn {AUFS3} is installed but ")
@@ -220,7 +244,9 @@ def test_snippet_skips_binary_aufs3(tmp_path):
 def test_snippet_runs_kcheck_for_aufs3_and_feeds_ewarn(tmp_path):
     out, calls = run_snippet(tmp_path, "sys-fs", "aufs3")
     assert len(calls) == 2
-    assert calls[0].startswith("portage-hook run --phase pre_pkg_setup --category sys-fs --pn aufs3 --pvr 1 --merge-type source --root /")
+    assert calls[0].startswith(
+        "portage-hook run --phase pre_pkg_setup --category sys-fs --pn aufs3 --pvr 1 --merge-type source --root /"
+    )
     assert calls[1].startswith("portage-hook run --phase post_pkg_postinst ")
     assert out.splitlines() == ["EWARN: kcheck: patched, rebuild", "EERROR: kcheck: do not reboot"] * 2
 
@@ -238,8 +264,13 @@ def test_snippet_keeps_the_users_own_hooks(tmp_path):
     harness = tmp_path / "h.bash"
     harness.write_text('pre_pkg_setup() { echo mine; }\nsource "$SNIPPET"\npre_pkg_setup\n')
     (tmp_path / "s.bash").write_text(snippet())
-    out = subprocess.run(["bash", str(harness)], env={"SNIPPET": str(tmp_path / "s.bash"), "PATH": "/usr/bin:/bin"},
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["bash", str(harness)],
+        env={"SNIPPET": str(tmp_path / "s.bash"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out == "mine\n"
 
 

@@ -48,10 +48,7 @@ AUFS_EXPORTS: dict[str, str] = {
     "task_work_run": "kernel/task_work.c",
 }
 #: The commands that rebuild and install a kernel tree, then the out-of-tree modules.
-REBUILD_FIX = (
-    "cd {tree} && make -j$(nproc) && make modules_install && make install && "
-    "emerge --oneshot @module-rebuild"
-)
+REBUILD_FIX = "cd {tree} && make -j$(nproc) && make modules_install && make install && emerge --oneshot @module-rebuild"
 PROFILE = "aufs"
 
 _EXPORT_RE = re.compile(rb"EXPORT_SYMBOL(?:_GPL)?\(\s*(\w+)\s*\)")
@@ -144,11 +141,7 @@ def _symvers_names(path: Path, wanted: set[str]) -> set[str] | None:
     try:
         with path.open("rb") as f:
             # Lines are "<crc>\t<symbol>\t<module>\t<export kind>..."; only the symbol matters.
-            return {
-                name
-                for line in f
-                if (name := line.split(b"\t", 2)[1].decode() if b"\t" in line else "") in wanted
-            }
+            return {name for line in f if (name := line.split(b"\t", 2)[1].decode() if b"\t" in line else "") in wanted}
     except OSError:
         return None
 
@@ -330,7 +323,15 @@ def tree_package(tree: Path, candidates: list[InstalledPackage]) -> InstalledPac
     return max(fits, key=lambda p: p.counter) if fits else None
 
 
-def _finding(check: str, status: Status, reason: str, *, section: str = "driver", fix: str | None = None, detail: str | None = None) -> Finding:
+def _finding(
+    check: str,
+    status: Status,
+    reason: str,
+    *,
+    section: str = "driver",
+    fix: str | None = None,
+    detail: str | None = None,
+) -> Finding:
     severity = {Status.FAIL: Severity.REQUIRED, Status.WARN: Severity.RECOMMENDED}.get(status, Severity.INFO)
     return Finding(
         profile=PROFILE,
@@ -357,18 +358,22 @@ def assess(
 
     ``facts`` gives the installed packages (or the reason there are none);
     ``proc_version`` (the text of ``<root>/proc/version``, read by the
-    caller; None when there is none) tells whether the build is booted. The last finding is always ``aufs-reboot``: "safe to reboot",
-    or the list of what is left, including ``also_left`` (problems other
-    checks report, such as the configuration's AUFS_FS).
+    caller; None when there is none) tells whether the build is booted.
+    The last finding is always ``aufs-reboot``: "safe to reboot", or what
+    is left, including ``also_left`` (steps other checks ask for, such as
+    setting or unsetting the configuration's AUFS_FS).
     """
     findings: list[Finding] = []
     packages = aufs_packages(facts)
     if not facts.available:
-        findings.append(_finding(
-            "portage", Status.INFO,
-            f"{facts.reason}; the installed aufs packages and the order of merges are not checked",
-            section="portage",
-        ))
+        findings.append(
+            _finding(
+                "portage",
+                Status.INFO,
+                f"{facts.reason}; the installed aufs packages and the order of merges are not checked",
+                section="portage",
+            )
+        )
     if tree is None or not tree.is_dir():
         findings.append(_finding("aufs-tree", Status.INFO, "no kernel tree to check for the aufs patch and the build"))
     else:
@@ -388,56 +393,83 @@ def _tree_findings(
     module = packages.modules[-1] if packages.modules else None
     if ev.aufs_sources:
         if module is not None:
-            return [_finding(
-                "aufs-provider", Status.FAIL,
-                f"{tree} is an aufs-sources tree (fs/aufs/ is built in) but {module.cpv} is installed too: "
-                "two aufs modules conflict",
-                section="portage", fix=f"emerge --deselect {module.cp} && emerge --depclean {module.cp}",
-            )]
+            return [
+                _finding(
+                    "aufs-provider",
+                    Status.FAIL,
+                    f"{tree} is an aufs-sources tree (fs/aufs/ is built in) but {module.cpv} is installed too: "
+                    "two aufs modules conflict",
+                    section="portage",
+                    fix=f"emerge --deselect {module.cp} && emerge --depclean {module.cp}",
+                )
+            ]
         return []
     if not ev.patched:
         if module is None:
             return []
         owner = tree_package(tree, packages.kernel_sources)
         if owner is not None and owner.counter > module.counter:
-            return [_finding(
-                "aufs-patch", Status.FAIL,
-                f"{owner.cpv} was merged after {module.cpv} and replaced the patched files: "
-                f"{tree} no longer carries the aufs patch ({PATCH_FILE} is missing)",
-                section="portage",
-                fix=f"emerge --oneshot {module.cp} && {fix_build}",
-            )]
+            return [
+                _finding(
+                    "aufs-patch",
+                    Status.FAIL,
+                    f"{owner.cpv} was merged after {module.cpv} and replaced the patched files: "
+                    f"{tree} no longer carries the aufs patch ({PATCH_FILE} is missing)",
+                    section="portage",
+                    fix=f"emerge --oneshot {module.cp} && {fix_build}",
+                )
+            ]
         how = (
             f"re-emerge it with USE=kernel-patch or apply its patches to {tree} by hand"
             if "kernel-patch" not in module.use
             else "re-emerge it so it patches this tree"
         )
-        return [_finding(
-            "aufs-patch", Status.FAIL,
-            f"{module.cpv} is installed but {tree} does not carry its patch ({PATCH_FILE} is missing): {how}",
-            section="portage",
-            fix=f"emerge --oneshot {module.cp} && {fix_build}",
-        )]
-    found = [_finding("aufs-patch", Status.OK, f"{tree} carries the aufs standalone patch ({PATCH_FILE}, exports {', '.join(ev.exports) or 'none found'})")]
+        return [
+            _finding(
+                "aufs-patch",
+                Status.FAIL,
+                f"{module.cpv} is installed but {tree} does not carry its patch ({PATCH_FILE} is missing): {how}",
+                section="portage",
+                fix=f"emerge --oneshot {module.cp} && {fix_build}",
+            )
+        ]
+    found = [
+        _finding(
+            "aufs-patch",
+            Status.OK,
+            f"{tree} carries the aufs standalone patch ({PATCH_FILE}, exports {', '.join(ev.exports) or 'none found'})",
+        )
+    ]
     stale = ev.stale_build()
     if stale:
         detail = None
         if module is not None and ev.image_mtime is not None and module.build_time > ev.image_mtime:
             detail = f"{module.cpv} was merged after the last kernel build"
-        found.append(_finding(
-            "aufs-rebuild", Status.FAIL,
-            f"{tree} was patched for aufs but not rebuilt since: " + "; ".join(stale),
-            fix=fix_build, detail=detail,
-        ))
+        found.append(
+            _finding(
+                "aufs-rebuild",
+                Status.FAIL,
+                f"{tree} was patched for aufs but not rebuilt since: " + "; ".join(stale),
+                fix=fix_build,
+                detail=detail,
+            )
+        )
         return found
-    found.append(_finding("aufs-rebuild", Status.OK, f"the kernel in {ev.build_dir} was rebuilt after the aufs patch ({ev.image})"))
+    found.append(
+        _finding(
+            "aufs-rebuild", Status.OK, f"the kernel in {ev.build_dir} was rebuilt after the aufs patch ({ev.image})"
+        )
+    )
     boot = installed_image(root, ev)
     if boot is None:
-        found.append(_finding(
-            "aufs-install", Status.FAIL,
-            f"the rebuilt kernel ({ev.built_version or ev.image}) is not installed: no image under {root / 'boot'} matches it",
-            fix=f"cd {tree} && make modules_install && make install",
-        ))
+        found.append(
+            _finding(
+                "aufs-install",
+                Status.FAIL,
+                f"the rebuilt kernel ({ev.built_version or ev.image}) is not installed: no image under {root / 'boot'} matches it",
+                fix=f"cd {tree} && make modules_install && make install",
+            )
+        )
         return found
     found.append(_finding("aufs-install", Status.OK, f"{boot} is the rebuilt kernel"))
     if module is not None:
@@ -446,18 +478,31 @@ def _tree_findings(
         if booted(ev.built_version, proc_version):
             found.append(_finding("aufs-boot", Status.OK, "the running kernel is this build"))
         else:
-            found.append(_finding("aufs-boot", Status.INFO, f"installed but not booted yet: the running kernel is {proc_version.strip()}"))
+            found.append(
+                _finding(
+                    "aufs-boot",
+                    Status.INFO,
+                    f"installed but not booted yet: the running kernel is {proc_version.strip()}",
+                )
+            )
     return found
 
 
 def _module_finding(root: Path, ev: TreeEvidence, module: InstalledPackage) -> Finding:
     fix = "emerge --oneshot @module-rebuild"
     if ev.release is None:
-        return _finding("aufs-module", Status.WARN, f"the tree does not name its release (include/config/kernel.release), so {module.cp}'s aufs.ko cannot be matched to it", fix=fix)
+        return _finding(
+            "aufs-module",
+            Status.WARN,
+            f"the tree does not name its release (include/config/kernel.release), so {module.cp}'s aufs.ko cannot be matched to it",
+            fix=fix,
+        )
     ko = root / "lib" / "modules" / ev.release / "misc" / "aufs.ko"
     mtime = _mtime(ko)
     if mtime is None:
-        return _finding("aufs-module", Status.FAIL, f"{ko} is missing: {module.cp} was not built for {ev.release}", fix=fix)
+        return _finding(
+            "aufs-module", Status.FAIL, f"{ko} is missing: {module.cp} was not built for {ev.release}", fix=fix
+        )
     if ev.image_mtime is not None and mtime < ev.image_mtime:
         return _finding("aufs-module", Status.FAIL, f"{ko} was built before the kernel it must load into", fix=fix)
     return _finding("aufs-module", Status.OK, f"{ko} was built for this kernel")
@@ -479,12 +524,15 @@ def _summary(findings: list[Finding], also_left: list[str]) -> list[Finding]:
         steps = also_left + [_STEPS.get(f.check, f.reason) for f in left]
         commands = " && ".join(dict.fromkeys(f.fix for f in left if f.fix))
         summary = _finding(
-            "aufs-reboot", Status.FAIL,
+            "aufs-reboot",
+            Status.FAIL,
             "not safe to reboot yet; left to do: " + "; ".join(dict.fromkeys(steps)),
             fix=commands or None,
         )
     else:
-        summary = _finding("aufs-reboot", Status.OK, "safe to reboot: nothing is left to do for aufs in the kernel tree")
+        summary = _finding(
+            "aufs-reboot", Status.OK, "safe to reboot: nothing is left to do for aufs in the kernel tree"
+        )
     return findings + [summary]
 
 
@@ -508,4 +556,3 @@ def proc_version(root: Path) -> str | None:
         return (root / "proc" / "version").read_text()
     except OSError:
         return None
-

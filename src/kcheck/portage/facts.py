@@ -129,9 +129,7 @@ def portage_facts(root: Path = Path("/")) -> PortageFacts:
             "PORTAGE_REPOSITORIES": f"[DEFAULT]\nmain-repo = kcheck-stub\n[kcheck-stub]\nlocation = {stub}\n",
         }
         try:
-            trees = portage.create_trees(
-                config_root=str(root), target_root=str(root), eprefix="", env=env
-            )
+            trees = portage.create_trees(config_root=str(root), target_root=str(root), eprefix="", env=env)
         except portage.exception.PortageException as exc:
             return PortageFacts(root, None, f"Portage cannot read {root}: {exc}")
     vardb = trees[trees._target_eroot]["vartree"].dbapi

@@ -74,10 +74,16 @@ def portage_hook(ctx: click.Context, show_snippet: bool) -> None:
 @click.option("--category", required=True, help="CATEGORY of the package being merged.")
 @click.option("--pn", required=True, help="PN of the package being merged.")
 @click.option("--pvr", default="", help="PVR of the package being merged.")
-@click.option("--merge-type", default="source", type=click.Choice(["source", "binary", "buildonly"]), help="MERGE_TYPE.")
+@click.option(
+    "--merge-type", default="source", type=click.Choice(["source", "binary", "buildonly"]), help="MERGE_TYPE."
+)
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"), help="EROOT of the merge.")
-@click.option("--kernel-dir", type=click.Path(file_okay=False, path_type=Path), help="Kernel tree (default <root>/usr/src/linux).")
-@click.option("--build-dir", type=click.Path(file_okay=False, path_type=Path), help="Kernel build directory (KBUILD_OUTPUT).")
+@click.option(
+    "--kernel-dir", type=click.Path(file_okay=False, path_type=Path), help="Kernel tree (default <root>/usr/src/linux)."
+)
+@click.option(
+    "--build-dir", type=click.Path(file_okay=False, path_type=Path), help="Kernel build directory (KBUILD_OUTPUT)."
+)
 def run(
     phase: str,
     category: str,
@@ -90,8 +96,14 @@ def run(
 ) -> None:
     """Called by the bash hook; prints '<level> <message>' lines."""
     for level, text in hook_messages(
-        phase=phase, category=category, pn=pn, pvr=pvr, merge_type=merge_type,
-        root=root, kernel_dir=kernel_dir, build_dir=build_dir,
+        phase=phase,
+        category=category,
+        pn=pn,
+        pvr=pvr,
+        merge_type=merge_type,
+        root=root,
+        kernel_dir=kernel_dir,
+        build_dir=build_dir,
     ):
         for line in text.splitlines():
             click.echo(f"{level} {line}")
@@ -139,8 +151,16 @@ def _snapshot(tree: Path, build_dir: Path | None) -> dict:
     return {"evidence": json.loads(read_tree(tree, build_dir).to_json())}
 
 
-def _aufs_messages(root: Path, tree: Path, build_dir: Path | None, cp: str, before: dict | None) -> list[tuple[str, str]]:
-    from kcheck.portage.aufs_state import TreeEvidence, aufs_packages, assess, diff, read_tree
+def _aufs_messages(
+    root: Path, tree: Path, build_dir: Path | None, cp: str, before: dict | None
+) -> list[tuple[str, str]]:
+    from kcheck.portage.aufs_state import (
+        TreeEvidence,
+        assess,
+        aufs_packages,
+        diff,
+        read_tree,
+    )
     from kcheck.portage.facts import portage_facts
 
     facts = portage_facts(root)
@@ -204,7 +224,12 @@ def _docker_messages(root: Path, kernel_dir: Path | None) -> list[tuple[str, str
         messages.append((level, f"{f.symbol or f.check}: {f.reason}"))
     verdict = "does not fit" if report.failed() else "fits"
     level = "error" if report.failed() else "info"
-    messages.append((level, f"the kernel configuration {report.config_path} {verdict} docker's {driver} storage driver (details: kcheck --driver {driver})"))
+    messages.append(
+        (
+            level,
+            f"the kernel configuration {report.config_path} {verdict} docker's {driver} storage driver (details: kcheck --driver {driver})",
+        )
+    )
     return messages
 
 

@@ -99,14 +99,17 @@ def test_patched_and_not_rebuilt(situation):
 
 
 def test_objects_rebuilt_but_image_not_relinked(situation):
-    """mm/prfile.o and Module.symvers are fresh, but no image was linked after the patch."""
+    """mm/prfile.o, Module.symvers and vmlinux are fresh, but the bzImage predates the patch."""
     standalone_ready(situation)
     assert read_tree(situation.tree).stale_build() == []
     old = T0 + HOUR / 2
-    for image in (situation.tree / "vmlinux", situation.tree / "arch/x86/boot/bzImage"):
-        os.utime(image, (old, old))
-    [why] = read_tree(situation.tree).stale_build()
-    assert why.endswith("is older than the patched files")
+    os.utime(situation.tree / "arch/x86/boot/bzImage", (old, old))
+    assert read_tree(situation.tree).stale_build() == ["arch/x86/boot/bzImage is older than the patched files"]
+    # A tree built without a boot image (make vmlinux) is judged by vmlinux.
+    (situation.tree / "arch/x86/boot/bzImage").unlink()
+    assert read_tree(situation.tree).stale_build() == []
+    os.utime(situation.tree / "vmlinux", (old, old))
+    assert read_tree(situation.tree).stale_build() == ["vmlinux is older than the patched files"]
 
 
 def test_rebuilt_but_not_installed(situation):
@@ -255,3 +258,24 @@ def test_tree_package_by_directory_name(situation, tmp_path):
         (tmp_path / dirname).mkdir()
         found = tree_package(tmp_path / dirname, packages)
         assert (found.cpv if found else None) == expected, dirname
+
+
+def test_image_without_version_header_is_matched_by_content(situation):
+    """arm64's Image has no x86 setup header: /boot must hold the same bytes."""
+    from kcheck.portage.aufs_state import installed_image
+
+    situation.make_tree(T0)
+    situation.build(T0 + HOUR)
+    (situation.tree / "arch/x86/boot/bzImage").unlink()
+    image = situation.tree / "arch/arm64/boot/Image"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"ARM64 image #1" + bytes(4096))
+    ev = read_tree(situation.tree)
+    assert ev.image == "arch/arm64/boot/Image" and ev.built_version is None
+    assert installed_image(situation.root, ev) is None
+    boot = situation.root / "boot" / f"vmlinuz-{situation.release}"
+    boot.parent.mkdir()
+    boot.write_bytes(b"ARM64 image #0" + bytes(4096))
+    assert installed_image(situation.root, ev) is None
+    boot.write_bytes(image.read_bytes())
+    assert installed_image(situation.root, ev) == boot

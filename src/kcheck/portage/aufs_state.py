@@ -86,11 +86,6 @@ class TreeEvidence:
         """True when the standalone aufs patch is in the sources."""
         return self.prfile is not None
 
-    @property
-    def built(self) -> bool:
-        """True when the tree holds a kernel image from some build."""
-        return self.image_mtime is not None
-
     def stale_build(self) -> list[str]:
         """Why the last build predates the patch (empty when it does not)."""
         why = []
@@ -146,10 +141,13 @@ def _symvers_names(path: Path, wanted: set[str]) -> set[str] | None:
         return None
 
 
-def _built_images(build_dir: Path) -> list[Path]:
-    images = [build_dir / "vmlinux"]
-    images += sorted((build_dir / "arch").glob("*/boot/*Image"))
-    return [p for p in images if p.is_file()]
+def _built_image(build_dir: Path) -> Path | None:
+    """The image ``make install`` would install: the newest ``arch/*/boot/*Image``, else ``vmlinux``."""
+    boot = [p for p in (build_dir / "arch").glob("*/boot/*Image") if p.is_file()]
+    if boot:
+        return max(boot, key=lambda p: p.stat().st_mtime)
+    vmlinux = build_dir / "vmlinux"
+    return vmlinux if vmlinux.is_file() else None
 
 
 def read_tree(tree: Path, build_dir: Path | None = None) -> TreeEvidence:
@@ -177,14 +175,11 @@ def read_tree(tree: Path, build_dir: Path | None = None) -> TreeEvidence:
     in_symvers = _symvers_names(build_dir / "Module.symvers", set(ev.exports))
     ev.symvers = in_symvers is not None
     ev.symvers_exports = sorted(in_symvers or ())
-    images = _built_images(build_dir)
-    if images:
-        newest = max(images, key=lambda p: p.stat().st_mtime)
-        ev.image = str(newest.relative_to(build_dir))
-        ev.image_mtime = newest.stat().st_mtime
-        boot_images = [p for p in images if p.name.endswith("Image")]
-        if boot_images:
-            ev.built_version = image_version(max(boot_images, key=lambda p: p.stat().st_mtime))
+    image = _built_image(build_dir)
+    if image is not None:
+        ev.image = str(image.relative_to(build_dir))
+        ev.image_mtime = image.stat().st_mtime
+        ev.built_version = image_version(image)
     try:
         ev.release = (build_dir / "include" / "config" / "kernel.release").read_text().strip() or None
     except OSError:

@@ -61,7 +61,7 @@ children_cpu_of() {
 hooks() { pre_pkg_setup; post_pkg_postinst; }
 
 echo "== Portage hook: unrelated package (CATEGORY=dev-libs PN=foo MERGE_TYPE=source)"
-CATEGORY=dev-libs PN=foo PVR=1 MERGE_TYPE=source EROOT=/
+CATEGORY=dev-libs PN=foo MERGE_TYPE=source EROOT=/
 per_call "builtin true (reference: no process)" "${N}" true
 per_call "pre_pkg_setup + post_pkg_postinst" "${N}" hooks
 per_call "/bin/true (reference: one process per call)" $((N / 20)) /bin/true

@@ -223,7 +223,6 @@ def run_snippet(tmp_path, category, pn, merge_type="source", with_kcheck=True):
         "SNIPPET": str(path_file),
         "CATEGORY": category,
         "PN": pn,
-        "PVR": "1",
         "MERGE_TYPE": merge_type,
         "EROOT": "/",
     }
@@ -245,7 +244,7 @@ def test_snippet_runs_kcheck_for_aufs3_and_feeds_ewarn(tmp_path):
     out, calls = run_snippet(tmp_path, "sys-fs", "aufs3")
     assert len(calls) == 2
     assert calls[0].startswith(
-        "portage-hook run --phase pre_pkg_setup --category sys-fs --pn aufs3 --pvr 1 --merge-type source --root /"
+        "portage-hook run --phase pre_pkg_setup --category sys-fs --pn aufs3 --merge-type source --root /"
     )
     assert calls[1].startswith("portage-hook run --phase post_pkg_postinst ")
     assert out.splitlines() == ["EWARN: kcheck: patched, rebuild", "EERROR: kcheck: do not reboot"] * 2

@@ -24,7 +24,7 @@ kcheck_portage_hook() {
 	esac
 	type -P kcheck >/dev/null || return 0
 	local args=(portage-hook run --phase "${phase}" --category "${CATEGORY}"
-		--pn "${PN}" --pvr "${PVR:-}" --merge-type "${MERGE_TYPE:-source}"
+		--pn "${PN}" --merge-type "${MERGE_TYPE:-source}"
 		--root "${EROOT:-${ROOT:-/}}")
 	[[ -n ${KERNEL_DIR:-} ]] && args+=(--kernel-dir "${KERNEL_DIR}")
 	[[ -n ${KBUILD_OUTPUT:-} ]] && args+=(--build-dir "${KBUILD_OUTPUT}")

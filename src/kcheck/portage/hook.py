@@ -73,7 +73,6 @@ def portage_hook(ctx: click.Context, show_snippet: bool) -> None:
 @click.option("--phase", type=click.Choice(_PHASES), required=True, help="The ebuild phase the hook runs in.")
 @click.option("--category", required=True, help="CATEGORY of the package being merged.")
 @click.option("--pn", required=True, help="PN of the package being merged.")
-@click.option("--pvr", default="", help="PVR of the package being merged.")
 @click.option(
     "--merge-type", default="source", type=click.Choice(["source", "binary", "buildonly"]), help="MERGE_TYPE."
 )
@@ -88,7 +87,6 @@ def run(
     phase: str,
     category: str,
     pn: str,
-    pvr: str,
     merge_type: str,
     root: Path,
     kernel_dir: Path | None,
@@ -99,7 +97,6 @@ def run(
         phase=phase,
         category=category,
         pn=pn,
-        pvr=pvr,
         merge_type=merge_type,
         root=root,
         kernel_dir=kernel_dir,
@@ -114,7 +111,6 @@ def hook_messages(
     phase: str,
     category: str,
     pn: str,
-    pvr: str = "",
     merge_type: str = "source",
     root: Path = Path("/"),
     kernel_dir: Path | None = None,
@@ -186,10 +182,10 @@ def _finding_messages(findings: list[Finding]) -> list[tuple[str, str]]:
                 messages.append(("error", "do not reboot yet: aufs will not load until the steps above are done"))
             continue
         if f.status in (Status.FAIL, Status.WARN):
-            level = "error" if f.status is Status.FAIL and f.section == "config" else "warn"
-            messages.append((level, f.reason))
+            # Each step is a warning; the closing "do not reboot yet" is the error.
+            messages.append(("warn", f.reason))
             if f.fix:
-                messages.append((level, f"  fix: {f.fix}"))
+                messages.append(("warn", f"  fix: {f.fix}"))
     return messages
 
 

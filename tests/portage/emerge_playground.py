@@ -9,10 +9,12 @@ sandbox features are off. Prints one JSON object on its last line.
 
 Steps:
 1. a kernel tree ``<prefix>/usr/src/linux`` built and installed a day ago;
-2. ``emerge --oneshot sys-fs/aufs3``: its ``pkg_setup`` applies a small
+2. ``emerge --oneshot --buildpkg sys-fs/aufs3``: its ``pkg_setup`` applies a small
    standalone patch with ``patch -p1`` after a reverse dry run, as the real
    ebuild does; ``/etc/portage/bashrc`` holds ``kcheck portage-hook --snippet``;
-3. a simulated kernel rebuild and install, then the hook's check again.
+3. a simulated kernel rebuild and install, then the hook's check again;
+4. ``emerge --usepkgonly sys-fs/aufs3`` from the binary package step 2 built:
+   nothing is patched and the hook says nothing.
 """
 
 from __future__ import annotations
@@ -122,6 +124,27 @@ def make_tree(prefix: Path, when: float) -> None:
     (prefix / "usr" / "src" / "linux").symlink_to(real.name)
 
 
+def run_check(kcheck: Path, prefix: Path) -> str:
+    """The hook's check for sys-fs/aufs3 after its merge, run by hand; its output lines."""
+    from portage.const import PORTAGE_PYM_PATH
+
+    check = [
+        str(kcheck),
+        "portage-hook",
+        "run",
+        "--phase",
+        "post_pkg_postinst",
+        "--category",
+        "sys-fs",
+        "--pn",
+        "aufs3",
+        "--root",
+        str(prefix),
+    ]
+    env = {**os.environ, "PYTHONPATH": PORTAGE_PYM_PATH}
+    return subprocess.run(check, capture_output=True, text=True, env=env, check=True).stdout
+
+
 def main() -> None:
     """Run the scenario and print the JSON result."""
     kcheck = Path(sys.argv[1])
@@ -188,16 +211,12 @@ def main() -> None:
             "PORTAGE_GRPNAME": os.environ["PORTAGE_GRPNAME"],
             "PORTAGE_GNUPGHOME": gnupg,
             "__PORTAGE_TEST_PATH_OVERRIDE": str(fake_bin),
+            # xpak binary packages carry no signature: no gpg-agent, no keyring to trust.
+            "BINPKG_FORMAT": "xpak",
         }
-        emerge = [
-            sys.executable,
-            "-b",
-            os.path.join(PORTAGE_BIN_PATH, "emerge"),
-            "--color=n",
-            "--oneshot",
-            "sys-fs/aufs3",
-        ]
-        proc = subprocess.run(emerge, env=env, capture_output=True, text=True)
+        emerge = [sys.executable, "-b", os.path.join(PORTAGE_BIN_PATH, "emerge"), "--color=n", "--oneshot"]
+        # --buildpkg keeps a binary package for step 4.
+        proc = subprocess.run([*emerge, "--buildpkg", "sys-fs/aufs3"], env=env, capture_output=True, text=True)
         result["emerge_rc"] = proc.returncode
         result["emerge_output"] = proc.stdout + proc.stderr
         result["prfile"] = (prefix / "usr/src/linux/mm/prfile.c").is_file()
@@ -226,9 +245,17 @@ def main() -> None:
             "--root",
             str(prefix),
         ]
-        result["second_check"] = subprocess.run(
-            check, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": PORTAGE_PYM_PATH}
-        ).stdout
+        result["second_check"] = run_check(kcheck, prefix)
+
+        # 4. The same package again from the binary package: nothing is patched, the hook stays silent.
+        prfile = prefix / "usr/src/linux/mm/prfile.c"
+        before = prfile.stat().st_mtime
+        proc = subprocess.run([*emerge, "--usepkgonly", "sys-fs/aufs3"], env=env, capture_output=True, text=True)
+        result["binary_rc"] = proc.returncode
+        result["binary_output"] = proc.stdout + proc.stderr
+        result["binary_touched_tree"] = prfile.stat().st_mtime != before
+        result["snapshots_left"] = sorted(p.name for p in (prefix / "var/lib/kcheck").glob("snapshot-*"))
+        result["third_check"] = run_check(kcheck, prefix)
     finally:
         playground.cleanup()
         shutil.rmtree(gnupg, ignore_errors=True)

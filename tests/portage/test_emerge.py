@@ -83,7 +83,7 @@ def tool_path(tmp_path_factory) -> str:
 
 
 @pytest.mark.slow
-def test_emerge_aufs3_warns_then_rebuild_is_consistent(portage_sdist, tool_path):
+def test_emerge_aufs3_warns_then_rebuild_is_consistent_and_binary_merge_is_silent(portage_sdist, tool_path):
     kcheck = Path(sys.executable).with_name("kcheck")
     env = {**os.environ, "PATH": tool_path, "PYTHONPATH": str(portage_sdist), "NO_COLOR": "1"}
     proc = subprocess.run(
@@ -104,6 +104,7 @@ def test_emerge_aufs3_warns_then_rebuild_is_consistent(portage_sdist, tool_path)
     assert "kcheck: this merge patched " in summary
     assert "was patched for aufs but not rebuilt since: mm/prfile.o is missing" in summary
     assert "Module.symvers lacks d_walk" in summary
+    assert "(sys-fs/aufs3-3_p20160219 was merged after the last kernel build)" in summary
     assert "make modules_install && make install && emerge --oneshot @module-rebuild" in summary
     assert "kcheck: do not reboot yet" in summary
 
@@ -116,3 +117,11 @@ def test_emerge_aufs3_warns_then_rebuild_is_consistent(portage_sdist, tool_path)
     assert result["second_check"].splitlines() == [
         "info safe to reboot: nothing is left to do for aufs in the kernel tree"
     ]
+
+    # A binary merge patches nothing and the hook stays silent (the bash filter starts no kcheck).
+    assert result["binary_rc"] == 0, result["binary_output"][-4000:]
+    assert "Emerging binary (1 of 1) sys-fs/aufs3-3_p20160219" in result["binary_output"]
+    assert "kcheck:" not in result["binary_output"]
+    assert not result["binary_touched_tree"]
+    assert result["snapshots_left"] == []
+    assert result["third_check"] == result["second_check"]

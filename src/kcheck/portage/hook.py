@@ -183,7 +183,7 @@ def _finding_messages(findings: list[Finding]) -> list[tuple[str, str]]:
             continue
         if f.status in (Status.FAIL, Status.WARN):
             # Each step is a warning; the closing "do not reboot yet" is the error.
-            messages.append(("warn", f.reason))
+            messages.append(("warn", f.reason + (f" ({f.detail})" if f.detail else "")))
             if f.fix:
                 messages.append(("warn", f"  fix: {f.fix}"))
     return messages

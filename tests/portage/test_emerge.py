@@ -22,8 +22,19 @@ import pytest
 PORTAGE_VERSION = "3.0.83"
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
-#: What the playground links into its prefix, besides Python (ResolverPlayground's list), and patch for the ebuild.
-TOOLS = ("bash", "patch", "tar", "zstd", "bzip2", "flock", "find", "xargs", "mkfifo")
+#: Tools the playground links into its prefix (ResolverPlayground's list) or the test ebuild runs,
+#: and the Debian package that has each.
+TOOLS = {
+    "bash": "bash",
+    "patch": "patch",
+    "tar": "tar",
+    "zstd": "zstd",
+    "bzip2": "bzip2",
+    "flock": "util-linux",
+    "find": "findutils",
+    "xargs": "findutils",
+    "mkfifo": "coreutils",
+}
 
 
 def cache_dir() -> Path:
@@ -70,12 +81,31 @@ def portage_sdist() -> Path:
     return lib
 
 
+def _missing_tools() -> list[str]:
+    return [tool for tool in TOOLS if shutil.which(tool) is None]
+
+
 @pytest.fixture(scope="session")
 def tool_path(tmp_path_factory) -> str:
-    """PATH for the playground: it wants GNU tar under the name ``gtar`` too."""
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    """PATH for the playground, which also wants GNU tar under the name ``gtar``.
+
+    As root on a Debian-like host (CI), missing tools are installed with
+    apt-get as the suite's own setup; elsewhere the test skips naming them.
+    """
+    missing = _missing_tools()
+    if missing and os.geteuid() == 0 and shutil.which("apt-get"):
+        packages = sorted({TOOLS[tool] for tool in missing})
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        with open(cache_dir() / ".apt-get.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            install = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
+            if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+                subprocess.run(["apt-get", "update"], env=env, capture_output=True)
+                subprocess.run(install, env=env, capture_output=True)
+        missing = _missing_tools()
     if missing:
-        pytest.skip(f"the Portage playground needs {', '.join(missing)} (apt-get install {' '.join(missing)})")
+        pytest.skip(f"the Portage playground needs {', '.join(missing)}; install them")
     bindir = tmp_path_factory.mktemp("bin")
     if shutil.which("gtar") is None:
         (bindir / "gtar").symlink_to(shutil.which("tar"))

@@ -232,19 +232,6 @@ def main() -> None:
         later = time.time() + 60
         build_kernel(prefix, later, number=2, patched=True)
         write(prefix / "lib" / "modules" / RELEASE / "misc" / "aufs.ko", b"\x7fELF", later + 60)
-        check = [
-            str(kcheck),
-            "portage-hook",
-            "run",
-            "--phase",
-            "post_pkg_postinst",
-            "--category",
-            "sys-fs",
-            "--pn",
-            "aufs3",
-            "--root",
-            str(prefix),
-        ]
         result["second_check"] = run_check(kcheck, prefix)
 
         # 4. The same package again from the binary package: nothing is patched, the hook stays silent.

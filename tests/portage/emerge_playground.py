@@ -30,33 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-#: Symbols the test patch exports, by file (a subset of what aufs3 exports).
-EXPORTS = {
-    "fs/dcache.c": ["d_walk"],
-    "fs/splice.c": ["do_splice_from"],
-    "fs/read_write.c": ["vfs_readf", "vfs_writef"],
-    "kernel/task_work.c": ["task_work_run"],
-}
-RELEASE = "6.1.67-gentoo"
+# Run as a script: its own directory is on sys.path, so the unit tests' root builder is too.
+from gentoo_root import Situation, standalone_patch
+
 DAY = 86400
-
-
-def pristine(rel: str) -> str:
-    """The unpatched content of a tree file the patch touches."""
-    return f"/* {rel} */\nint placeholder;\n"
-
-
-def standalone_patch() -> str:
-    """A unified diff shaped like aufs3's combined base+standalone+mmap patch."""
-    parts = [
-        "--- /dev/null\n+++ b/mm/prfile.c\n@@ -0,0 +1,2 @@\n"
-        "+/* aufs standalone: mmap via a pseudo file */\n+int prfile_placeholder;\n"
-    ]
-    for rel, symbols in EXPORTS.items():
-        added = "".join(f"+EXPORT_SYMBOL_GPL({s});\n" for s in symbols)
-        body = "".join(" " + line + "\n" for line in pristine(rel).splitlines())
-        parts.append(f"--- a/{rel}\n+++ b/{rel}\n@@ -1,2 +1,{2 + len(symbols)} @@\n{body}{added}")
-    return "".join(parts)
 
 
 AUFS3_EBUILD = """
@@ -80,48 +57,6 @@ src_install() {
 	doins "${T}/aufs.ko"
 }
 """
-
-
-def bzimage(version: str) -> bytes:
-    """An image with an x86 setup header carrying ``version``."""
-    data = bytearray(0x800)
-    data[0x202:0x206] = b"HdrS"
-    data[0x20E:0x210] = (0x300).to_bytes(2, "little")
-    raw = version.encode() + b"\0"
-    data[0x500 : 0x500 + len(raw)] = raw
-    return bytes(data)
-
-
-def write(path: Path, content: bytes | str, when: float) -> None:
-    """Write ``content`` and set the file's mtime."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content.encode() if isinstance(content, str) else content)
-    os.utime(path, (when, when))
-
-
-def build_kernel(prefix: Path, when: float, number: int, patched: bool) -> None:
-    """Leave what ``make && make modules_install && make install`` leaves, at ``when``."""
-    tree = prefix / "usr" / "src" / "linux"
-    symbols = [s for names in EXPORTS.values() for s in names] if patched else []
-    if patched:
-        write(tree / "mm" / "prfile.o", b"\x7fELF", when)
-    symvers = "".join(f"0x0000abcd\t{s}\tvmlinux\tEXPORT_SYMBOL_GPL\t\n" for s in ["printk", *symbols])
-    write(tree / "Module.symvers", symvers, when)
-    write(tree / "vmlinux", b"\x7fELF", when)
-    version = f"{RELEASE} (root@playground) #{number} SMP PREEMPT_DYNAMIC"
-    write(tree / "arch" / "x86" / "boot" / "bzImage", bzimage(version), when)
-    write(tree / "include" / "config" / "kernel.release", RELEASE + "\n", when)
-    write(prefix / "boot" / f"vmlinuz-{RELEASE}", bzimage(version), when)
-
-
-def make_tree(prefix: Path, when: float) -> None:
-    """An unpatched kernel tree behind the /usr/src/linux symlink."""
-    real = prefix / "usr" / "src" / f"linux-{RELEASE}"
-    write(real / "Makefile", "VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 67\nEXTRAVERSION = -gentoo\n", when)
-    write(real / ".config", "CONFIG_MODULES=y\n# CONFIG_AUFS_FS is not set\n", when)
-    for rel in EXPORTS:
-        write(real / rel, pristine(rel), when)
-    (prefix / "usr" / "src" / "linux").symlink_to(real.name)
 
 
 def run_check(kcheck: Path, prefix: Path) -> str:
@@ -177,8 +112,11 @@ def main() -> None:
     try:
         prefix = Path(playground.eprefix)
         now = time.time()
-        make_tree(prefix, now - 2 * DAY)
-        build_kernel(prefix, now - DAY, number=1, patched=False)
+        # 1. An unpatched tree, built and installed a day ago.
+        situation = Situation(prefix)
+        situation.make_tree(now - 2 * DAY)
+        situation.build(now - DAY, number=1)
+        situation.install_kernel(now - DAY)
         snippet = subprocess.run(
             [str(kcheck), "portage-hook", "--snippet"], capture_output=True, text=True, check=True
         ).stdout
@@ -215,7 +153,7 @@ def main() -> None:
             "BINPKG_FORMAT": "xpak",
         }
         emerge = [sys.executable, "-b", os.path.join(PORTAGE_BIN_PATH, "emerge"), "--color=n", "--oneshot"]
-        # --buildpkg keeps a binary package for step 4.
+        # 2. The merge; --buildpkg keeps a binary package for step 4.
         proc = subprocess.run([*emerge, "--buildpkg", "sys-fs/aufs3"], env=env, capture_output=True, text=True)
         result["emerge_rc"] = proc.returncode
         result["emerge_output"] = proc.stdout + proc.stderr
@@ -228,10 +166,11 @@ def main() -> None:
             for p in portage_facts(prefix).installed("sys-fs/aufs3")
         ]
 
-        # The user rebuilds and installs the kernel, then @module-rebuild.
+        # 3. The user rebuilds and installs the kernel, then runs @module-rebuild.
         later = time.time() + 60
-        build_kernel(prefix, later, number=2, patched=True)
-        write(prefix / "lib" / "modules" / RELEASE / "misc" / "aufs.ko", b"\x7fELF", later + 60)
+        situation.build(later, number=2)
+        situation.install_kernel(later)
+        situation.install_module(later + 60)
         result["second_check"] = run_check(kcheck, prefix)
 
         # 4. The same package again from the binary package: nothing is patched, the hook stays silent.

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import HOUR, T0, bzimage
+from gentoo_root import HOUR, T0, bzimage
 
 from kcheck.aufs import aufs_facts, aufs_findings
 from kcheck.model import Status

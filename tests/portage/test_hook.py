@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import HOUR, T0
+from gentoo_root import HOUR, T0
 
 from kcheck.cli import main
 from kcheck.portage.hook import StateStore, hook_messages, snippet, storage_driver

@@ -279,3 +279,14 @@ def test_image_without_version_header_is_matched_by_content(situation):
     assert installed_image(situation.root, ev) is None
     boot.write_bytes(image.read_bytes())
     assert installed_image(situation.root, ev) == boot
+
+
+def test_broken_portage_configuration_is_a_reason_not_a_crash(situation):
+    conf = situation.root / "etc" / "portage" / "make.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text('FEATURES="unterminated\n')
+    facts = portage_facts(situation.root)
+    assert not facts.available and "Portage cannot read its configuration" in facts.reason
+    assert facts.installed("sys-fs/aufs3") == []
+    [note] = [f for f in aufs_findings(situation.context()) if f.check == "portage"]
+    assert note.status is Status.INFO and facts.reason in note.reason

@@ -130,7 +130,8 @@ def portage_facts(root: Path = Path("/")) -> PortageFacts:
         }
         try:
             trees = portage.create_trees(config_root=str(root), target_root=str(root), eprefix="", env=env)
-        except portage.exception.PortageException as exc:
-            return PortageFacts(root, None, f"Portage cannot read {root}: {exc}")
+        # A broken make.conf surfaces as shlex's ValueError, an unreadable file as OSError.
+        except (portage.exception.PortageException, OSError, ValueError) as exc:
+            return PortageFacts(root, None, f"Portage cannot read its configuration under {root} ({exc})")
     vardb = trees[trees._target_eroot]["vartree"].dbapi
     return PortageFacts(root, vardb, None)

@@ -115,12 +115,13 @@ def portage_facts(root: Path = Path("/")) -> PortageFacts:
     installed-package database, the result says why instead of failing.
     """
     root = Path(root)
+    # Checked first: on another distribution kcheck need not pay for importing Portage.
+    if not (root / "var" / "db" / "pkg").is_dir():
+        return PortageFacts(root, None, f"{root / 'var/db/pkg'} does not exist: not a Gentoo root")
     try:
         import portage
     except ImportError as exc:
         return PortageFacts(root, None, f"Portage is not installed here ({exc})")
-    if not (root / "var" / "db" / "pkg").is_dir():
-        return PortageFacts(root, None, f"{root / 'var/db/pkg'} does not exist: not a Gentoo root")
     # A stub repository keeps Portage from looking for the user's (or the
     # build machine's) repositories: only the installed packages matter here.
     with tempfile.TemporaryDirectory(prefix="kcheck-repo-") as stub:

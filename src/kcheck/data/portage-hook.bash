@@ -1,7 +1,9 @@
 # kcheck's emerge hook: checks the kernel when aufs, kernel sources or docker are merged.
 #
-# Source this file from /etc/portage/bashrc, or copy it to
-# /etc/portage/env/<category>/<PN> for the packages below only.
+# Source this file from /etc/portage/bashrc (a guard keeps emerge quiet
+# once kcheck is uninstalled):
+#   [[ -r /usr/share/kcheck/portage-hook.bash ]] && source /usr/share/kcheck/portage-hook.bash
+# or copy it to /etc/portage/env/<category>/<PN> for the packages below only.
 # Unrelated packages cost nothing: the filter runs in bash and starts no
 # process. Portage saves these functions into installed packages'
 # environments, so they may run after kcheck is uninstalled; they then do

@@ -61,7 +61,11 @@ def snippet() -> str:
 def portage_hook(ctx: click.Context, show_snippet: bool) -> None:
     """Warn at emerge time when the kernel no longer fits what was merged.
 
-    Install the hook with:  kcheck portage-hook --snippet >> /etc/portage/bashrc
+    \b
+    Install the hook by adding this line to /etc/portage/bashrc:
+      [[ -r /usr/share/kcheck/portage-hook.bash ]] && source /usr/share/kcheck/portage-hook.bash
+    (installed by the Gentoo package), or copy it in once:
+      kcheck portage-hook --snippet >> /etc/portage/bashrc
     """
     if show_snippet:
         click.echo(snippet(), nl=False)

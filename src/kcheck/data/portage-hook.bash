@@ -2,7 +2,7 @@
 #
 # Source this file from /etc/portage/bashrc (a guard keeps emerge quiet
 # once kcheck is uninstalled):
-#   [[ -r /usr/share/kcheck/portage-hook.bash ]] && source /usr/share/kcheck/portage-hook.bash
+#   if [[ -r /usr/share/kcheck/portage-hook.bash ]]; then source /usr/share/kcheck/portage-hook.bash; fi
 # or copy it to /etc/portage/env/<category>/<PN> for the packages below only.
 # Unrelated packages cost nothing: the filter runs in bash and starts no
 # process. Portage saves these functions into installed packages'

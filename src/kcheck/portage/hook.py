@@ -63,7 +63,7 @@ def portage_hook(ctx: click.Context, show_snippet: bool) -> None:
 
     \b
     Install the hook by adding this line to /etc/portage/bashrc:
-      [[ -r /usr/share/kcheck/portage-hook.bash ]] && source /usr/share/kcheck/portage-hook.bash
+      if [[ -r /usr/share/kcheck/portage-hook.bash ]]; then source /usr/share/kcheck/portage-hook.bash; fi
     (installed by the Gentoo package), or copy it in once:
       kcheck portage-hook --snippet >> /etc/portage/bashrc
     """

@@ -73,6 +73,8 @@ def aufs_findings(ctx: CheckContext) -> list[Finding]:
             "give this kernel aufs: sys-kernel/aufs-sources with CONFIG_AUFS_FS, "
             "or sys-fs/aufs3 / sys-fs/aufs4 with USE=kernel-patch"
         )
+    elif provider == "standalone" and facts.available and not packages.modules:
+        left.append("install the aufs module: emerge sys-fs/aufs4 (or sys-fs/aufs3), which builds aufs.ko for this tree")
     if packages.modules and aufs_fs.enabled:
         module = packages.modules[-1]
         left.append(f"unset CONFIG_AUFS_FS ({module.cp} builds aufs outside the tree)")

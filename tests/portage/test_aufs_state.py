@@ -141,6 +141,8 @@ def test_sources_remerged_after_aufs3(situation):
     patch = by_check(aufs_findings(ctx))["aufs-patch"]
     assert patch.status is Status.FAIL
     assert f"{SOURCES} was merged after {AUFS3}" in patch.reason
+    # The orphaned mm/prfile.c alone does not count as a patch.
+    assert "mm/prfile.c is there but none of the exports it needs (d_walk," in patch.reason
     assert patch.fix.startswith("emerge --oneshot sys-fs/aufs3 && ")
 
 
@@ -290,3 +292,13 @@ def test_broken_portage_configuration_is_a_reason_not_a_crash(situation):
     assert facts.installed("sys-fs/aufs3") == []
     [note] = [f for f in aufs_findings(situation.context()) if f.check == "portage"]
     assert note.status is Status.INFO and facts.reason in note.reason
+
+
+def test_patched_tree_without_a_module_package(situation):
+    """The tree carries the standalone patch but nothing builds aufs.ko for it."""
+    situation.make_tree(T0)
+    situation.patch(T0)
+    situation.build(T0 + HOUR)
+    situation.install_kernel(T0 + HOUR)
+    summary = reboot(aufs_findings(situation.context()))
+    assert summary.status is Status.FAIL and "install the aufs module: emerge sys-fs/aufs4" in summary.reason

@@ -8,6 +8,8 @@ leaves and names the first step that is missing:
 
 1. **patched**: ``mm/prfile.c`` exists and the exports the module needs
    (``EXPORT_SYMBOL_GPL(d_walk)`` in ``fs/dcache.c``, ...) are in the sources.
+   Re-merged kernel sources put their own ``fs/dcache.c`` back but leave
+   ``mm/prfile.c`` (no package owns it): one without the other is a lost patch.
 2. **rebuilt**: ``mm/prfile.o`` is newer than ``mm/prfile.c``, the exports are
    in ``Module.symvers``, and ``vmlinux`` / ``arch/*/boot/*Image`` are newer
    than every patched file.
@@ -83,8 +85,16 @@ class TreeEvidence:
 
     @property
     def patched(self) -> bool:
-        """True when the standalone aufs patch is in the sources."""
-        return self.prfile is not None
+        """True when the standalone aufs patch is in the sources: the new file and the exports."""
+        return self.prfile is not None and bool(self.exports)
+
+    def missing_patch(self) -> str:
+        """What of the patch the sources lack, in words (for an unpatched tree)."""
+        if self.prfile is not None:
+            return f"{PATCH_FILE} is there but none of the exports it needs ({', '.join(AUFS_EXPORTS)})"
+        if self.exports:
+            return f"the exports are there but {PATCH_FILE} is missing"
+        return f"{PATCH_FILE} is missing"
 
     def stale_build(self) -> list[str]:
         """Why the last build predates the patch (empty when it does not)."""
@@ -409,7 +419,7 @@ def _tree_findings(
                     "aufs-patch",
                     Status.FAIL,
                     f"{owner.cpv} was merged after {module.cpv} and replaced the patched files: "
-                    f"{tree} no longer carries the aufs patch ({PATCH_FILE} is missing)",
+                    f"{tree} no longer carries the aufs patch ({ev.missing_patch()})",
                     section="portage",
                     fix=f"emerge --oneshot {module.cp} && {fix_build}",
                 )
@@ -423,7 +433,7 @@ def _tree_findings(
             _finding(
                 "aufs-patch",
                 Status.FAIL,
-                f"{module.cpv} is installed but {tree} does not carry its patch ({PATCH_FILE} is missing): {how}",
+                f"{module.cpv} is installed but {tree} does not carry its patch ({ev.missing_patch()}): {how}",
                 section="portage",
                 fix=f"emerge --oneshot {module.cp} && {fix_build}",
             )
@@ -432,7 +442,7 @@ def _tree_findings(
         _finding(
             "aufs-patch",
             Status.OK,
-            f"{tree} carries the aufs standalone patch ({PATCH_FILE}, exports {', '.join(ev.exports) or 'none found'})",
+            f"{tree} carries the aufs standalone patch ({PATCH_FILE}, exports {', '.join(ev.exports)})",
         )
     ]
     stale = ev.stale_build()

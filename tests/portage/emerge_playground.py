@@ -8,13 +8,17 @@ repository, profile, ``/etc/portage`` and installed-package database; the
 sandbox features are off. Prints one JSON object on its last line.
 
 Steps:
-1. a kernel tree ``<prefix>/usr/src/linux`` built and installed a day ago;
+1. a kernel tree ``<prefix>/usr/src/linux`` built and installed a day ago,
+   its files then merged by a test ``sys-kernel/gentoo-sources`` (no aufs yet:
+   the hook stays silent);
 2. ``emerge --oneshot --buildpkg sys-fs/aufs3``: its ``pkg_setup`` applies a small
    standalone patch with ``patch -p1`` after a reverse dry run, as the real
    ebuild does; ``/etc/portage/bashrc`` holds ``kcheck portage-hook --snippet``;
 3. a simulated kernel rebuild and install, then the hook's check again;
 4. ``emerge --usepkgonly sys-fs/aufs3`` from the binary package step 2 built:
-   nothing is patched and the hook says nothing.
+   nothing is patched and the hook says nothing;
+5. ``emerge sys-kernel/gentoo-sources`` again: the sources' own files replace
+   the patched ones, and the hook says the patch is gone and what to do.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ import time
 from pathlib import Path
 
 # Run as a script: its own directory is on sys.path, so the unit tests' root builder is too.
-from gentoo_root import Situation, standalone_patch
+from gentoo_root import RELEASE, Situation, pristine, standalone_patch
+
+from kcheck.portage.aufs_state import AUFS_EXPORTS
 
 DAY = 86400
 
@@ -57,6 +63,20 @@ src_install() {
 	doins "${T}/aufs.ko"
 }
 """
+
+
+def sources_ebuild() -> str:
+    """A kernel-sources ebuild that installs the unpatched versions of the files aufs3 patches."""
+    lines = ['S="${WORKDIR}"', "", "src_install() {"]
+    for rel in sorted(set(AUFS_EXPORTS.values())):
+        folder, _, name = rel.rpartition("/")
+        content = " ".join(f"'{line}'" for line in pristine(rel).splitlines())
+        lines += [
+            f'\tinsinto "/usr/src/linux-{RELEASE}/{folder}"',
+            f'\tprintf "%s\\n" {content} > "${{T}}/{name}" || die',
+            f'\tdoins "${{T}}/{name}"',
+        ]
+    return "\n".join([*lines, "}", ""])
 
 
 def run_check(kcheck: Path, prefix: Path) -> str:
@@ -105,7 +125,13 @@ def main() -> None:
             "KEYWORDS": "x86",
             "LICENSE": "GPL-2",
             "MISC_CONTENT": ebuild,
-        }
+        },
+        f"sys-kernel/gentoo-sources-{RELEASE.removesuffix('-gentoo')}": {
+            "EAPI": "8",
+            "KEYWORDS": "x86",
+            "LICENSE": "GPL-2",
+            "MISC_CONTENT": sources_ebuild(),
+        },
     }
     playground = ResolverPlayground(ebuilds=ebuilds)
     result: dict = {}
@@ -153,6 +179,10 @@ def main() -> None:
             "BINPKG_FORMAT": "xpak",
         }
         emerge = [sys.executable, "-b", os.path.join(PORTAGE_BIN_PATH, "emerge"), "--color=n", "--oneshot"]
+        # 1. (cont.) The tree's files belong to the kernel-sources package, as on a real system.
+        proc = subprocess.run([*emerge, "sys-kernel/gentoo-sources"], env=env, capture_output=True, text=True)
+        result["first_sources_rc"] = proc.returncode
+        result["first_sources_output"] = proc.stdout + proc.stderr
         # 2. The merge; --buildpkg keeps a binary package for step 4.
         proc = subprocess.run([*emerge, "--buildpkg", "sys-fs/aufs3"], env=env, capture_output=True, text=True)
         result["emerge_rc"] = proc.returncode
@@ -182,6 +212,11 @@ def main() -> None:
         result["binary_touched_tree"] = prfile.stat().st_mtime != before
         result["snapshots_left"] = sorted(p.name for p in (prefix / "var/lib/kcheck").glob("snapshot-*"))
         result["third_check"] = run_check(kcheck, prefix)
+
+        # 5. The kernel sources re-merged: their files replace the patched ones.
+        proc = subprocess.run([*emerge, "sys-kernel/gentoo-sources"], env=env, capture_output=True, text=True)
+        result["sources_rc"] = proc.returncode
+        result["sources_output"] = proc.stdout + proc.stderr
     finally:
         playground.cleanup()
         shutil.rmtree(gnupg, ignore_errors=True)

@@ -113,7 +113,13 @@ def tool_path(tmp_path_factory) -> str:
 
 
 @pytest.mark.slow
-def test_emerge_aufs3_warns_then_rebuild_is_consistent_and_binary_merge_is_silent(portage_sdist, tool_path):
+def test_emerge_with_the_hook(portage_sdist, tool_path):
+    """Four real merges with the snippet in bashrc (steps in emerge_playground.py).
+
+    aufs3 patches the tree -> the warning is in emerge's summary; after a
+    rebuild the check is content; a binary re-merge is silent; re-merged
+    kernel sources drop the patch -> the hook says so and how to fix it.
+    """
     kcheck = Path(sys.executable).with_name("kcheck")
     env = {**os.environ, "PATH": tool_path, "PYTHONPATH": str(portage_sdist), "NO_COLOR": "1"}
     proc = subprocess.run(
@@ -155,3 +161,20 @@ def test_emerge_aufs3_warns_then_rebuild_is_consistent_and_binary_merge_is_silen
     assert not result["binary_touched_tree"]
     assert result["snapshots_left"] == []
     assert result["third_check"] == result["second_check"]
+
+    # Kernel sources merged before any aufs: the hook has nothing to say.
+    assert result["first_sources_rc"] == 0, result["first_sources_output"][-4000:]
+    assert "kcheck:" not in result["first_sources_output"]
+
+    # The sources re-merged over the patched tree: the patch is gone, and the hook says so.
+    assert result["sources_rc"] == 0, result["sources_output"][-4000:]
+    out = result["sources_output"]
+    summary = out[out.index("Messages for package sys-kernel/gentoo-sources-6.1.67") :]
+    assert "kcheck: this merge removed the aufs patch from " in summary
+    assert (
+        "kcheck: sys-kernel/gentoo-sources-6.1.67 was merged after sys-fs/aufs3-3_p20160219 and replaced the patched files"
+        in summary
+    )
+    assert "mm/prfile.c is there but none of the exports it needs" in summary
+    assert "kcheck: fix: emerge --oneshot sys-fs/aufs3 && cd " in summary
+    assert "kcheck: do not reboot yet" in summary

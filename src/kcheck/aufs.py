@@ -1,23 +1,41 @@
-"""Which aufs provider a kernel has, from the configuration and the tree.
+"""Which aufs provider a kernel has, and whether it is ready to boot.
 
-aufs reaches a kernel in two ways with opposite expectations (see the
-README's aufs section): aufs-sources puts ``fs/aufs/`` and the ``AUFS_FS``
-symbol in the tree, so AUFS_FS must be y or m; the out-of-tree module
-(sys-fs/aufs3, sys-fs/aufs4) patches the tree (``mm/prfile.c`` appears) but
-adds no symbol, and needs AUFS_FS unset. This module names the case as the
-fact ``aufs-provider``: ``sources``, ``standalone`` or ``none``.
+aufs reaches a kernel in two ways with opposite expectations:
+``sys-kernel/aufs-sources`` puts ``fs/aufs/`` and the ``AUFS_FS`` symbol in the
+tree, so AUFS_FS must be y or m; the out-of-tree module (``sys-fs/aufs3``,
+``sys-fs/aufs4``) patches the tree (``mm/prfile.c`` appears) but adds no
+symbol, and needs AUFS_FS unset. This module names the case as the fact
+``aufs-provider`` (``sources``, ``standalone`` or ``none``) that the aufs
+profile's requirements are conditioned on, and adds the findings no
+configuration line can show: which package provides aufs, and whether the
+patched kernel was rebuilt, installed and booted
+(:mod:`kcheck.portage.aufs_state`).
+
+Portage is asked only when the configuration and the tree cannot decide the
+provider (facts), and always for ``aufs_findings`` (the aufs driver only).
 """
 
 from __future__ import annotations
 
-from kcheck.model import CheckContext
+from typing import TYPE_CHECKING
+
+from kcheck.model import CheckContext, Finding, Severity, Status
+
+if TYPE_CHECKING:
+    from kcheck.portage.aufs_state import AufsPackages
 
 #: The fact name requirements are conditioned on (``when = "aufs-provider:..."``).
 FACT = "aufs-provider"
 
 
 def aufs_facts(ctx: CheckContext) -> dict[str, str]:
-    """Name the aufs provider this configuration and tree show."""
+    """Name the aufs provider this configuration, tree and root show.
+
+    The configuration and the tree decide first (AUFS_FS set or defined, or
+    ``fs/aufs/Kconfig`` -> sources; ``mm/prfile.c`` -> standalone). Only when
+    they show neither are the installed packages asked: an installed
+    ``sys-fs/aufs3`` whose patch was lost still makes the case standalone.
+    """
     state = ctx.source.state("AUFS_FS")
     if state.enabled or state.exists:
         return {FACT: "sources"}
@@ -25,4 +43,86 @@ def aufs_facts(ctx: CheckContext) -> dict[str, str]:
         return {FACT: "sources"}
     if ctx.tree is not None and (ctx.tree / "mm" / "prfile.c").is_file():
         return {FACT: "standalone"}
+    from kcheck.portage.aufs_state import aufs_packages
+    from kcheck.portage.facts import portage_facts
+
+    packages = aufs_packages(portage_facts(ctx.root))
+    if packages.modules:
+        return {FACT: "standalone"}
+    if packages.sources:
+        return {FACT: "sources"}
     return {FACT: "none"}
+
+
+def aufs_findings(ctx: CheckContext) -> list[Finding]:
+    """The aufs provider, the patch/rebuild/install state, and "safe to reboot" or what is left."""
+    from kcheck.portage.aufs_state import assess, aufs_packages, proc_version
+    from kcheck.portage.facts import portage_facts
+
+    facts = portage_facts(ctx.root)
+    packages = aufs_packages(facts)
+    provider = ctx.facts.get(FACT) or aufs_facts(ctx)[FACT]
+    aufs_fs = ctx.source.state("AUFS_FS")
+    findings: list[Finding] = []
+    left: list[str] = []
+    # The profile's AUFS_FS requirements report these lines; here they only keep the reboot verdict honest.
+    if provider == "sources" and not aufs_fs.enabled:
+        left.append("set CONFIG_AUFS_FS (y or m) for the aufs-sources tree")
+    elif provider == "none":
+        left.append(
+            "give this kernel aufs: sys-kernel/aufs-sources with CONFIG_AUFS_FS, "
+            "or sys-fs/aufs3 / sys-fs/aufs4 with USE=kernel-patch"
+        )
+    elif provider == "standalone" and facts.available and not packages.modules:
+        left.append("install the aufs module: emerge sys-fs/aufs4 (or sys-fs/aufs3), which builds aufs.ko for this tree")
+    if packages.modules and aufs_fs.enabled:
+        module = packages.modules[-1]
+        left.append(f"unset CONFIG_AUFS_FS ({module.cp} builds aufs outside the tree)")
+        findings.append(
+            Finding(
+                profile="aufs",
+                check="aufs-provider",
+                status=Status.FAIL,
+                severity=Severity.FORBIDDEN,
+                reason=(
+                    f"{module.cpv} builds aufs outside the tree and needs CONFIG_AUFS_FS unset, "
+                    "but this configuration sets it"
+                ),
+                expected="not set",
+                actual=aufs_fs.value,
+                line=aufs_fs.line,
+                symbol="AUFS_FS",
+                section="portage",
+                fix="set '# CONFIG_AUFS_FS is not set' (or use sys-kernel/aufs-sources without " + module.cp + ")",
+            )
+        )
+    else:
+        findings.append(
+            Finding(
+                profile="aufs",
+                check="aufs-provider",
+                status=Status.INFO,
+                severity=Severity.INFO,
+                reason=_provider_reason(provider, packages),
+                section="portage",
+            )
+        )
+    findings += assess(
+        ctx.root,
+        ctx.tree,
+        ctx.build_dir,
+        facts,
+        # <root>/proc/version: the running kernel for root "/", absent in most other roots.
+        proc_version=proc_version(ctx.root),
+        also_left=left,
+    )
+    return findings
+
+
+def _provider_reason(provider: str, packages: AufsPackages) -> str:
+    names = ", ".join(str(p) for p in packages.sources + packages.modules) or "no aufs package installed"
+    if provider == "sources":
+        return f"aufs is built from the kernel tree (aufs-sources; {names}): CONFIG_AUFS_FS must be y or m"
+    if provider == "standalone":
+        return f"aufs is an out-of-tree module ({names}): the tree needs the standalone patch and CONFIG_AUFS_FS unset"
+    return f"no aufs provider found ({names})"

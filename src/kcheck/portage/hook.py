@@ -1,0 +1,334 @@
+"""``kcheck portage-hook``: the emerge-time front end.
+
+``kcheck portage-hook --snippet`` prints the bash hook (also shipped as
+``/usr/share/kcheck/portage-hook.bash``). The hook calls ``kcheck
+portage-hook run`` for the few packages that change what a kernel must
+carry, in two phases:
+
+- ``pre_pkg_setup`` records a snapshot of the kernel tree before
+  ``sys-fs/aufs3``'s ``pkg_setup`` patches it (or before kernel sources
+  replace it), so the second phase knows exactly what this merge changed;
+- ``post_pkg_postinst`` compares, judges the tree with the same evidence
+  ``kcheck --driver aufs`` uses, and for docker checks the configured
+  storage driver through the shared checker.
+
+Output is one message per line, ``<level> <text>`` with level ``error``,
+``warn`` or ``info``; the bash side hands them to ``eerror``, ``ewarn`` and
+``elog`` so they land in emerge's "Messages for package" summary.
+
+Snapshots live under ``<root>/var/lib/kcheck`` (0700, files 0600), written
+atomically under an exclusive ``flock`` so parallel merges cannot mix them,
+and opened with ``O_NOFOLLOW`` relative to the directory: root writes there,
+so a symlink planted by someone else must not redirect those writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import stat
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from kcheck.errors import KcheckError
+from kcheck.model import Finding, Status
+
+#: Where the hook keeps its snapshots, below ``--root``.
+STATE_DIR = Path("var/lib/kcheck")
+#: The storage driver docker uses when daemon.json names none.
+DEFAULT_STORAGE_DRIVER = "overlay2"
+_PHASES = ("pre_pkg_setup", "post_pkg_postinst")
+#: CATEGORY and PN as PMS allows them; anything else never reaches a file name.
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.-]*$")
+_AUFS_MODULES = ("sys-fs/aufs3", "sys-fs/aufs4")
+_DOCKER = ("app-containers/docker", "app-emulation/docker")
+
+
+def snippet() -> str:
+    """The bash hook users source from ``/etc/portage/bashrc``."""
+    return resources.files("kcheck").joinpath("data", "portage-hook.bash").read_text(encoding="utf-8")
+
+
+@click.group("portage-hook", invoke_without_command=True)
+@click.option("--snippet", "show_snippet", is_flag=True, help="Print the bash hook for /etc/portage/bashrc.")
+@click.pass_context
+def portage_hook(ctx: click.Context, show_snippet: bool) -> None:
+    """Warn at emerge time when the kernel no longer fits what was merged.
+
+    \b
+    Install the hook by adding this line to /etc/portage/bashrc:
+      if [[ -r /usr/share/kcheck/portage-hook.bash ]]; then source /usr/share/kcheck/portage-hook.bash; fi
+    (installed by the Gentoo package), or copy it in once:
+      kcheck portage-hook --snippet >> /etc/portage/bashrc
+    """
+    if show_snippet:
+        click.echo(snippet(), nl=False)
+    elif ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+@portage_hook.command("run")
+@click.option("--phase", type=click.Choice(_PHASES), required=True, help="The ebuild phase the hook runs in.")
+@click.option("--category", required=True, help="CATEGORY of the package being merged.")
+@click.option("--pn", required=True, help="PN of the package being merged.")
+@click.option(
+    "--merge-type", default="source", type=click.Choice(["source", "binary", "buildonly"]), help="MERGE_TYPE."
+)
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"), help="EROOT of the merge.")
+@click.option(
+    "--kernel-dir", type=click.Path(file_okay=False, path_type=Path), help="Kernel tree (default <root>/usr/src/linux)."
+)
+@click.option(
+    "--build-dir", type=click.Path(file_okay=False, path_type=Path), help="Kernel build directory (KBUILD_OUTPUT)."
+)
+def run(
+    phase: str,
+    category: str,
+    pn: str,
+    merge_type: str,
+    root: Path,
+    kernel_dir: Path | None,
+    build_dir: Path | None,
+) -> None:
+    """Called by the bash hook; prints '<level> <message>' lines."""
+    for level, text in hook_messages(
+        phase=phase,
+        category=category,
+        pn=pn,
+        merge_type=merge_type,
+        root=root,
+        kernel_dir=kernel_dir,
+        build_dir=build_dir,
+    ):
+        for line in text.splitlines():
+            click.echo(f"{level} {line}")
+
+
+def hook_messages(
+    *,
+    phase: str,
+    category: str,
+    pn: str,
+    merge_type: str = "source",
+    root: Path = Path("/"),
+    kernel_dir: Path | None = None,
+    build_dir: Path | None = None,
+) -> list[tuple[str, str]]:
+    """What the hook says for one phase of one merge, as (level, text) pairs.
+
+    Errors a user can cause (an unsafe state directory, an unreadable
+    configuration) become a ``warn`` message: a check never fails a merge.
+    """
+    if not (_NAME_RE.match(category) and _NAME_RE.match(pn)):
+        return [("warn", f"ignoring a package name kcheck cannot use: {category}/{pn}")]
+    cp = f"{category}/{pn}"
+    tree = kernel_dir or root / "usr" / "src" / "linux"
+    try:
+        if cp in _DOCKER:
+            return _docker_messages(root, kernel_dir) if phase == "post_pkg_postinst" else []
+        if cp in _AUFS_MODULES and merge_type == "binary":
+            return []
+        if cp in _AUFS_MODULES or (category == "sys-kernel" and pn.endswith("-sources")):
+            with StateStore(root) as store:
+                if phase == "pre_pkg_setup":
+                    store.save(cp, _snapshot(tree, build_dir))
+                    return []
+                return _aufs_messages(root, tree, build_dir, cp, store.take(cp))
+    except KcheckError as exc:
+        return [("warn", exc.message)]
+    return []
+
+
+def _snapshot(tree: Path, build_dir: Path | None) -> dict:
+    from kcheck.portage.aufs_state import read_tree
+
+    return {"evidence": json.loads(read_tree(tree, build_dir).to_json())}
+
+
+def _aufs_messages(
+    root: Path, tree: Path, build_dir: Path | None, cp: str, before: dict | None
+) -> list[tuple[str, str]]:
+    from kcheck.portage.aufs_state import (
+        TreeEvidence,
+        assess,
+        aufs_packages,
+        diff,
+        read_tree,
+    )
+    from kcheck.portage.facts import portage_facts
+
+    facts = portage_facts(root)
+    packages = aufs_packages(facts)
+    after = read_tree(tree, build_dir)
+    changes = diff(TreeEvidence.from_dict(before["evidence"]), after) if before else []
+    if not (changes or after.patched or packages.modules):
+        # Kernel sources without any aufs involvement: nothing for this hook to say.
+        return []
+    messages = [("info", change) for change in changes]
+    findings = assess(root, tree, build_dir, facts)
+    messages += _finding_messages(findings)
+    return messages
+
+
+def _finding_messages(findings: list[Finding]) -> list[tuple[str, str]]:
+    messages = []
+    for f in findings:
+        if f.check == "aufs-reboot":
+            if f.status is Status.OK:
+                messages.append(("info", f.reason))
+            else:
+                messages.append(("error", "do not reboot yet: aufs will not load until the steps above are done"))
+            continue
+        if f.status in (Status.FAIL, Status.WARN):
+            # Each step is a warning; the closing "do not reboot yet" is the error.
+            messages.append(("warn", f.reason + (f" ({f.detail})" if f.detail else "")))
+            if f.fix:
+                messages.append(("warn", f"  fix: {f.fix}"))
+    return messages
+
+
+def storage_driver(root: Path) -> tuple[str, str | None]:
+    """The storage driver docker is configured for, and a problem reading it (or None).
+
+    Read from ``<root>/etc/docker/daemon.json`` (``"storage-driver"``); docker
+    picks overlay2 when none is named.
+    """
+    path = root / "etc" / "docker" / "daemon.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return DEFAULT_STORAGE_DRIVER, None
+    except (OSError, ValueError) as exc:
+        return DEFAULT_STORAGE_DRIVER, f"cannot read {path} ({exc}); assuming {DEFAULT_STORAGE_DRIVER}"
+    driver = data.get("storage-driver") if isinstance(data, dict) else None
+    if not isinstance(driver, str) or not driver:
+        return DEFAULT_STORAGE_DRIVER, None
+    return driver, None
+
+
+def _docker_messages(root: Path, kernel_dir: Path | None) -> list[tuple[str, str]]:
+    from kcheck.check import run_check
+
+    driver, problem = storage_driver(root)
+    messages = [("warn", problem)] if problem else []
+    report = run_check(driver=driver, kernel_dir=kernel_dir, root=root)
+    bad = [f for f in report.findings if f.status in (Status.FAIL, Status.WARN)]
+    for f in bad:
+        level = "error" if f.status is Status.FAIL else "warn"
+        messages.append((level, f"{f.symbol or f.check}: {f.reason}"))
+    verdict = "does not fit" if report.failed() else "fits"
+    level = "error" if report.failed() else "info"
+    messages.append(
+        (
+            level,
+            f"the kernel configuration {report.config_path} {verdict} docker's {driver} storage driver (details: kcheck --driver {driver})",
+        )
+    )
+    return messages
+
+
+class StateStore:
+    """The hook's snapshot directory, locked for one hook run.
+
+    Use as a context manager: entering creates ``<root>/var/lib/kcheck``
+    (0700) when needed, refuses a directory that is a symlink, belongs to
+    someone else or is writable by others, and takes an exclusive ``flock``
+    that parallel merges wait on.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / STATE_DIR
+        self._dir_fd: int | None = None
+        self._lock_fd: int | None = None
+
+    def __enter__(self) -> StateStore:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(self.path, 0o700)
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise KcheckError(
+                f"cannot use {self.path} for the hook's snapshots ({exc.strerror}); "
+                "make it a directory owned by root with mode 0700, or remove it"
+            ) from exc
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid():
+            os.close(fd)
+            raise KcheckError(
+                f"{self.path} belongs to uid {st.st_uid}, not to this user; remove it so kcheck can recreate it"
+            )
+        if st.st_mode & 0o077:
+            # Ours, but opened up by hand: snapshots are nobody else's business.
+            os.fchmod(fd, 0o700)
+        self._dir_fd = fd
+        self._lock_fd = self._open("lock", os.O_RDWR | os.O_CREAT)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in (self._lock_fd, self._dir_fd):
+            if fd is not None:
+                os.close(fd)
+        self._lock_fd = self._dir_fd = None
+
+    def _open(self, name: str, flags: int) -> int:
+        try:
+            fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self._dir_fd)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            # ELOOP: a symlink sits where kcheck writes; never follow it as root.
+            raise KcheckError(f"cannot open {self.path / name} ({exc.strerror}); remove it") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise KcheckError(f"{self.path / name} is not a regular file; remove it")
+        return fd
+
+    @staticmethod
+    def _name(cp: str) -> str:
+        return "snapshot-" + cp.replace("/", "_") + ".json"
+
+    def save(self, cp: str, data: dict) -> None:
+        """Write the snapshot for package ``cp`` atomically (a temporary file, then rename)."""
+        name = self._name(cp)
+        tmp = f".{name}.{os.getpid()}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=self._dir_fd)
+        fd = self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=self._dir_fd)
+            raise
+        os.fsync(self._dir_fd)
+
+    def take(self, cp: str) -> dict | None:
+        """Read and remove the snapshot of ``cp`` (None when there is none or it is unreadable)."""
+        name = self._name(cp)
+        try:
+            fd = self._open(name, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, encoding="utf-8") as f:
+            try:
+                data = json.load(f)
+            except ValueError:
+                data = None
+        os.unlink(name, dir_fd=self._dir_fd)
+        return data if isinstance(data, dict) and "evidence" in data else None
+
+    def names(self) -> Iterator[str]:
+        """The snapshot files currently kept (for inspection and tests)."""
+        return iter(sorted(n for n in os.listdir(self._dir_fd) if n.startswith("snapshot-")))

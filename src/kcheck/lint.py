@@ -63,13 +63,15 @@ class LintResult:
     """The outcome for one input: a report, or why the input could not be checked.
 
     ``last_line`` is the number of lines of the file, so reporters can point
-    at the end of the file for a symbol the file does not mention.
+    at the end of the file for a symbol the file does not mention;
+    ``seconds`` is how long its check took.
     """
 
     path: Path
     report: Report | None = None
     error: str | None = None
     last_line: int = 1
+    seconds: float = 0.0
 
     def status(self, strict: bool = False) -> str:
         """``ready``, ``not-ready`` or ``unusable``."""
@@ -171,12 +173,13 @@ _TREES: dict = {}
 def check_one(path: Path) -> LintResult:
     """Check one file with the profiles and tree of this process."""
     location = KernelLocation(path, "named for kcheck lint", _KERNEL_DIR, _KERNEL_DIR, False)
+    started = time.perf_counter()
     try:
         report = check_location(location, _PROFILES, use_kconfig=_KERNEL_DIR is not None, kconfig_trees=_TREES)
         lines = dotconfig.read_bytes(path).count(b"\n")
     except KcheckError as exc:
         return LintResult(path, error=exc.message)
-    return LintResult(path, report=report, last_line=max(lines, 1))
+    return LintResult(path, report=report, last_line=max(lines, 1), seconds=time.perf_counter() - started)
 
 
 def _check_many(paths: list[Path], jobs: int) -> list[LintResult]:

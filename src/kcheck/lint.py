@@ -21,6 +21,7 @@ parsed tree in its (copy-on-write) memory and reuses it for all its files.
 from __future__ import annotations
 
 import fnmatch
+import gc
 import glob
 import math
 import multiprocessing
@@ -28,6 +29,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,8 +45,9 @@ from kcheck.reporters import LINT_FORMATS, render_lint
 
 #: File names a directory contributes (matched against the name only).
 CONFIG_PATTERNS = (".config", "*.config", "config-*", "config.gz", "*.config.gz")
-#: Below this many files per worker a pool costs more than it saves (measured: bench/lint_bench.py).
-MIN_FILES_PER_JOB = 8
+#: Below this many files per worker a pool costs more than it saves: a plain check takes
+#: about 10 ms a file, a Kconfig one tens of times more (bench/lint_bench.py).
+MIN_FILES_PER_JOB = {"plain": 8, "kconfig": 2}
 
 LINT_EXIT_HELP = """\b
 Exit status:
@@ -182,15 +185,23 @@ def check_one(path: Path) -> LintResult:
     return LintResult(path, report=report, last_line=max(lines, 1), seconds=time.perf_counter() - started)
 
 
-def _check_many(paths: list[Path], jobs: int) -> list[LintResult]:
-    if jobs <= 1 or len(paths) < 2 * MIN_FILES_PER_JOB:
+def _check_many(paths: list[Path], jobs: int, mode: str) -> list[LintResult]:
+    per_job = MIN_FILES_PER_JOB[mode]
+    if jobs <= 1 or len(paths) < 2 * per_job:
         return [check_one(p) for p in paths]
-    jobs = min(jobs, math.ceil(len(paths) / MIN_FILES_PER_JOB))
+    jobs = min(jobs, math.ceil(len(paths) / per_job))
     # fork: workers inherit the profiles and the parsed Kconfig tree instead of rebuilding them.
+    # Frozen objects are left alone by the collector, so the tree's pages stay shared.
+    gc.freeze()
     context = multiprocessing.get_context("fork")
     chunk = max(1, math.ceil(len(paths) / (jobs * 4)))
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        return list(pool.map(check_one, paths, chunksize=chunk))
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            return list(pool.map(check_one, paths, chunksize=chunk))
+    except BrokenProcessPool:
+        raise KcheckError("a kcheck lint worker died (out of memory?); run again with --jobs 1") from None
+    finally:
+        gc.unfreeze()
 
 
 def _preload_tree(kernel_dir: Path, first: Path | None) -> None:
@@ -204,6 +215,14 @@ def _preload_tree(kernel_dir: Path, first: Path | None) -> None:
         except InputError:
             return  # that file is reported as unusable; the tree is loaded for the next one
     _TREES[arch] = KconfigTree.load(kernel_dir, arch=arch, allow_shell=True)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (a CI container often gets fewer than the host has)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def run_lint(
@@ -232,9 +251,9 @@ def run_lint(
     _TREES.clear()
     if kernel_dir is not None and pending:
         _preload_tree(kernel_dir, pending[0])
-    checked = iter(_check_many(pending, jobs or os.cpu_count() or 1))
-    results = [next(checked) if r.error is None else r for r in results]
     mode = "kconfig" if kernel_dir is not None else "plain"
+    checked = iter(_check_many(pending, jobs or usable_cpus(), mode))
+    results = [next(checked) if r.error is None else r for r in results]
     run = LintRun(driver, [p.name for p in profiles], mode, kernel_dir, strict, results)
     run.seconds = time.perf_counter() - started
     return run

@@ -298,3 +298,18 @@ def test_kconfig_mode_parses_the_tree_once_for_all_files(request, monkeypatch):
     assert all(r.report is not None and r.report.mode == "kconfig" for r in run.results)
     assert run.exit_status() == 0
 
+
+
+@pytest.mark.realtree
+def test_kconfig_mode_pool_forked_after_the_parse_agrees_with_one_process(request, tmp_path):
+    pytest.importorskip("kcheck.kconfig", reason="the Kconfig-aware reader (kcheck.kconfig) is not merged yet")
+    tree = request.getfixturevalue("linux_6_1")
+    for index, source in enumerate(sorted(FIXTURES.glob("debian-6.1-*.config")) * 2):
+        text = source.read_text()
+        if index >= 3:  # the second copies lose OverlayFS, so the pool must also carry failures back
+            text = text.replace("CONFIG_OVERLAY_FS=m", "# CONFIG_OVERLAY_FS is not set")
+        (tmp_path / f"host-{index}.config").write_text(text)
+    serial = run_lint([str(tmp_path)], driver="overlay2", kernel_dir=tree, jobs=1)
+    pooled = run_lint([str(tmp_path)], driver="overlay2", kernel_dir=tree, jobs=2)
+    assert lint_dict(serial) == lint_dict(pooled)
+    assert [r.status() for r in serial.results] == ["ready"] * 3 + ["not-ready"] * 3

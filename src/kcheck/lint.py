@@ -175,7 +175,7 @@ _TREES: dict = {}
 
 def check_one(path: Path) -> LintResult:
     """Check one file with the profiles and tree of this process."""
-    location = KernelLocation(path, "named for kcheck lint", _KERNEL_DIR, _KERNEL_DIR, False)
+    location = KernelLocation(path, "listed for kcheck lint", _KERNEL_DIR, _KERNEL_DIR, False)
     started = time.perf_counter()
     try:
         report = check_location(location, _PROFILES, use_kconfig=_KERNEL_DIR is not None, kconfig_trees=_TREES)
@@ -204,17 +204,21 @@ def _check_many(paths: list[Path], jobs: int, mode: str) -> list[LintResult]:
         gc.unfreeze()
 
 
-def _preload_tree(kernel_dir: Path, first: Path | None) -> None:
-    """Parse the Kconfig tree once, for the architecture of the first configuration."""
+def _preload_tree(kernel_dir: Path, paths: Sequence[Path]) -> None:
+    """Parse the Kconfig tree once, before any worker starts, for the first readable file's architecture.
+
+    A file for another architecture gets its own parse, on first use, in the
+    process that checks it (fleets rarely mix architectures in one run).
+    """
     from kcheck.kconfig import KconfigTree  # the slow part; only with --kernel-dir
 
-    arch = None
-    if first is not None:
+    for path in paths:
         try:
-            arch = dotconfig.load(first).header_arch
+            arch = dotconfig.load(path).header_arch
         except InputError:
-            return  # that file is reported as unusable; the tree is loaded for the next one
-    _TREES[arch] = KconfigTree.load(kernel_dir, arch=arch, allow_shell=True)
+            continue  # reported as unusable when its turn comes
+        _TREES[arch] = KconfigTree.load(kernel_dir, arch=arch, allow_shell=True)
+        return
 
 
 def usable_cpus() -> int:
@@ -249,8 +253,8 @@ def run_lint(
     pending = [r.path for r in results if r.error is None]
     _PROFILES, _KERNEL_DIR = profiles, kernel_dir
     _TREES.clear()
-    if kernel_dir is not None and pending:
-        _preload_tree(kernel_dir, pending[0])
+    if kernel_dir is not None:
+        _preload_tree(kernel_dir, pending)
     mode = "kconfig" if kernel_dir is not None else "plain"
     checked = iter(_check_many(pending, jobs or usable_cpus(), mode))
     results = [next(checked) if r.error is None else r for r in results]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import importlib.resources
 import json
+import os
 import re
 from pathlib import Path
 
@@ -248,3 +249,13 @@ def test_gzip_configs_are_read_and_located(tmp_path):
     log = json.loads(render_lint("sarif", run))
     overlay = [r for r in log["runs"][0]["results"] if r["ruleId"] == "overlay2/OVERLAY_FS"][0]
     assert overlay["locations"][0]["physicalLocation"]["region"]["startLine"] == line_of(EDGE, "# CONFIG_OVERLAY_FS is not set")
+
+
+def test_sarif_keeps_a_file_name_that_is_not_utf8(tmp_path, monkeypatch, sarif_schema):
+    name = os.fsdecode(b"rack-\xff.config")
+    (tmp_path / name).write_bytes(EDGE.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    log = json.loads(render_lint("sarif", run_lint([name], driver="overlay2")))
+    jsonschema.Draft4Validator(sarif_schema).validate(log)
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in log["runs"][0]["results"]}
+    assert uris == {"rack-%FF.config"}

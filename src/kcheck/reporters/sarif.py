@@ -39,7 +39,8 @@ def _kcheck_version() -> str:
 def _artifact(path: Path) -> dict:
     if path.is_absolute():
         return {"uri": path.as_uri()}
-    return {"uri": quote(path.as_posix()), "uriBaseId": "%SRCROOT%"}
+    # surrogateescape: a file name that is not UTF-8 keeps its own bytes, percent-encoded
+    return {"uri": quote(path.as_posix(), errors="surrogateescape"), "uriBaseId": "%SRCROOT%"}
 
 
 def _location(path: Path, line: int | None) -> dict:

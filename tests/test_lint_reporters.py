@@ -14,6 +14,7 @@ import pytest
 import xmlschema
 from click.testing import CliRunner
 from junitparser import Error, Failure, JUnitXml, Skipped
+from referencing import Registry, Resource
 
 from kcheck.cli import main
 from kcheck.lint import run_lint
@@ -43,19 +44,34 @@ def repo_run():
     return run_lint([str(LINT_REPO)], driver="overlay2")
 
 
-@pytest.fixture(scope="module")
-def report_schema() -> dict:
-    schema = json.loads((importlib.resources.files("kcheck") / "data" / "report.schema.json").read_text())
+def _shipped_schema(name: str) -> dict:
+    schema = json.loads((importlib.resources.files("kcheck") / "data" / name).read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     return schema
+
+
+@pytest.fixture(scope="module")
+def report_schema() -> dict:
+    """The checker's kcheck-report/1 schema, as installed."""
+    return _shipped_schema("report.schema.json")
+
+
+@pytest.fixture(scope="module")
+def lint_validator(report_schema) -> jsonschema.Draft202012Validator:
+    """A validator of kcheck-lint/1 that resolves its per-file reports to report.schema.json."""
+    lint = _shipped_schema("lint.schema.json")
+    registry = Registry().with_resources(
+        [(schema["$id"], Resource.from_contents(schema)) for schema in (report_schema, lint)]
+    )
+    return jsonschema.Draft202012Validator(lint, registry=registry)
 
 
 # --- json ------------------------------------------------------------------------------------------
 
 
-def test_json_lint_document_is_valid_and_holds_one_report_per_file(repo_run, report_schema):
+def test_json_lint_document_is_valid_and_holds_one_report_per_file(repo_run, lint_validator):
     document = json.loads(render_lint("json", repo_run))
-    jsonschema.Draft202012Validator(report_schema).validate(document)
+    lint_validator.validate(document)
     assert document["schema"] == "kcheck-lint/1"
     assert document["exit_status"] == 2
     files = {Path(f["path"]).name: f for f in document["files"]}
@@ -75,11 +91,14 @@ def test_the_checkers_own_json_is_valid_against_the_same_schema(report_schema):
         assert document["exit_status"] == result.exit_code
 
 
-def test_the_schema_rejects_a_document_that_breaks_it(repo_run, report_schema):
+def test_the_schemas_reject_documents_that_break_them(repo_run, lint_validator):
     document = json.loads(render_lint("json", repo_run))
     document["files"][0]["status"] = "ready"  # an unusable file cannot be ready
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.Draft202012Validator(report_schema).validate(document)
+    assert not lint_validator.is_valid(document)
+    document = json.loads(render_lint("json", repo_run))
+    edge = next(f for f in document["files"] if f["path"].endswith("edge-6.1.config"))
+    del edge["report"]["findings"][0]["status"]  # checked through the $ref into report.schema.json
+    assert not lint_validator.is_valid(document)
 
 
 # --- junit -----------------------------------------------------------------------------------------

@@ -57,10 +57,10 @@ def check_location(
     profiles: Sequence[Profile],
     *,
     root: Path = Path("/"),
+    kconfig_trees: MutableMapping | None = None,
     kernel_version: str | None = None,
     use_kconfig: bool = True,
     allow_shell: bool = True,
-    kconfig_trees: MutableMapping | None = None,
 ) -> Report:
     """Evaluate ``profiles`` against the configuration at ``location``."""
     plain = dotconfig.load(location.config)

@@ -9,8 +9,9 @@ configurations as a real fleet repository would.
 Measured, as whole commands (interpreter start included), median of
 ``--runs`` runs:
 
-- plain mode, one worker and one per CPU;
-- Kconfig mode (one parsed tree reused for every file) when
+- plain mode, one worker and one per CPU (the default);
+- Kconfig mode (one parsed tree reused for every file; one process, and
+  workers forked after the parse) when
   ``kcheck.kconfig`` is importable and a kernel tree is available
   (``--kernel-dir``, else Debian's linux-source-6.1 in the test suite's cache
   ``$KCHECK_TEST_CACHE/linux-source-6.1``); only the 6.1-based files are
@@ -148,9 +149,10 @@ def main() -> int:
             for path in subset:
                 os.symlink(path, listed / path.name)
             for jobs in (1, cpus):
-                wall, cpu, status = timed([*kcheck, "--jobs", str(jobs), "--kernel-dir", str(tree), str(listed)], 1)
+                wall, cpu, status = timed([*kcheck, "--jobs", str(jobs), "--kernel-dir", str(tree), str(listed)], args.runs)
+                how = "one process (the default)" if jobs == 1 else f"{jobs} workers forked after the parse"
                 rows.append((f"kcheck lint, Kconfig ({tree.name}), --jobs {jobs}", len(subset), wall, cpu,
-                             f"exit {status}; tree parsed once"))
+                             f"exit {status}; tree parsed once; {how}"))
         else:
             rows.append(("kcheck lint, Kconfig mode", 0, 0.0, 0.0, "not measured: kcheck.kconfig or a kernel tree is missing"))
         measured = reference(paths, args.reference_sample)

@@ -168,7 +168,7 @@ def main() -> int:
                 for jobs in (1, cpus)
             }
             for label, (best, median, cpu, status) in compare(kconfig, args.runs).items():
-                how = "one process (the default)" if label.endswith(" 1") else f"{cpus} workers forked after the parse"
+                how = "one process" if label.endswith(" 1") else f"{cpus} workers forked after the parse (the default)"
                 rows.append((label, len(subset), best, median, cpu, f"exit {status}; tree parsed once; {how}"))
         else:
             rows.append(("kcheck lint, Kconfig mode", 0, 0.0, 0.0, 0.0, "not measured: kcheck.kconfig or a kernel tree is missing"))

@@ -7,7 +7,7 @@ have already chosen the file), so a verdict is made in one place only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 
 from kcheck import dotconfig, engine, version
@@ -28,14 +28,28 @@ def select_profiles(driver: str | None, profile_files: Sequence[Path] = (), base
     return profiles
 
 
-def open_source(location: KernelLocation, plain: dotconfig.DotConfig, *, use_kconfig: bool, allow_shell: bool) -> ConfigSource:
-    """The Kconfig-aware reader when a tree is there and wanted, else the plain one."""
+def open_source(
+    location: KernelLocation,
+    plain: dotconfig.DotConfig,
+    *,
+    use_kconfig: bool,
+    allow_shell: bool,
+    kconfig_trees: MutableMapping | None = None,
+) -> ConfigSource:
+    """The Kconfig-aware reader when a tree is there and wanted, else the plain one.
+
+    ``kconfig_trees`` (architecture -> parsed tree) lets a caller that checks
+    many files against one tree (``kcheck lint``) parse it once per architecture.
+    """
     if location.tree is None or not use_kconfig:
         return plain
     from kcheck.kconfig import KconfigTree  # imported only when a tree is used: it is the slow part
 
     arch = plain.header_arch
-    return KconfigTree.load(location.tree, arch=arch, allow_shell=allow_shell).read(location.config)
+    trees = {} if kconfig_trees is None else kconfig_trees
+    if arch not in trees:
+        trees[arch] = KconfigTree.load(location.tree, arch=arch, allow_shell=allow_shell)
+    return trees[arch].read(location.config)
 
 
 def check_location(
@@ -43,6 +57,7 @@ def check_location(
     profiles: Sequence[Profile],
     *,
     root: Path = Path("/"),
+    kconfig_trees: MutableMapping | None = None,
     kernel_version: str | None = None,
     use_kconfig: bool = True,
     allow_shell: bool = True,
@@ -56,7 +71,7 @@ def check_location(
     user named the configuration rather than letting kcheck find it.
     """
     plain = dotconfig.load(location.config)
-    source = open_source(location, plain, use_kconfig=use_kconfig, allow_shell=allow_shell)
+    source = open_source(location, plain, use_kconfig=use_kconfig, allow_shell=allow_shell, kconfig_trees=kconfig_trees)
     kver = version.detect(
         override=kernel_version,
         tree=location.tree,

@@ -8,6 +8,8 @@ from kcheck.model import Finding, Report, Status
 
 #: Bumped only on incompatible changes; additions keep the number.
 SCHEMA_ID = "kcheck-report/1"
+#: The ``kcheck lint`` document: one ``kcheck-report/1`` per file plus a summary.
+LINT_SCHEMA_ID = "kcheck-lint/1"
 
 
 def finding_dict(finding: Finding) -> dict:
@@ -54,3 +56,36 @@ def report_dict(report: Report, *, strict: bool = False) -> dict:
 def render(report: Report, *, verbose: bool = False, strict: bool = False) -> str:
     """The report as indented JSON (every finding, whatever ``verbose`` says)."""
     return json.dumps(report_dict(report, strict=strict), indent=2)
+
+
+def lint_dict(run) -> dict:
+    """A ``kcheck lint`` run as JSON-ready data: a report per file, then the totals."""
+    return {
+        "schema": LINT_SCHEMA_ID,
+        "driver": run.driver,
+        "profiles": run.profiles,
+        "mode": run.mode,
+        "tree": str(run.tree) if run.tree else None,
+        "strict": run.strict,
+        "exit_status": run.exit_status(),
+        "summary": {
+            "files": len(run.results),
+            "ready": run.count("ready"),
+            "not_ready": run.count("not-ready"),
+            "unusable": run.count("unusable"),
+        },
+        "files": [
+            {
+                "path": str(result.path),
+                "status": result.status(run.strict),
+                "error": result.error,
+                "report": report_dict(result.report, strict=run.strict) if result.report else None,
+            }
+            for result in run.results
+        ],
+    }
+
+
+def render_lint(run, *, verbose: bool = False) -> str:
+    """A ``kcheck lint`` run as indented JSON (``kcheck-lint/1``)."""
+    return json.dumps(lint_dict(run), indent=2)

@@ -6,7 +6,6 @@ import gzip
 import lzma
 import os
 import shutil
-import struct
 import subprocess
 from pathlib import Path
 
@@ -78,6 +77,23 @@ def test_boot_images_by_header_then_by_name(tmp_path):
     (tmp_path / "boot/0123abcd/6.7.1-gentoo/linux").write_bytes(b"arm64 Image")
     images = {i.release: i.uts_version for i in kernel.boot_images(tmp_path)}
     assert images == {RELEASE: BUILD, "6.1.0-gentoo": None, "6.7.1-gentoo": None}
+
+
+def test_boot_images_in_efi_subdirectories_and_links_skipped(tmp_path):
+    make_bzimage(tmp_path / "boot/EFI/gentoo/vmlinuz-6.8.1-gentoo", f"6.8.1-gentoo (root@box) {BUILD}")
+    (tmp_path / "boot/EFI/gentoo/vmlinuz").symlink_to("vmlinuz-6.8.1-gentoo")
+    (tmp_path / "boot/grub/x86_64-efi").mkdir(parents=True)
+    (tmp_path / "boot/grub/x86_64-efi/linux.mod").write_bytes(b"\x7fELF")
+    images = kernel.boot_images(tmp_path)
+    assert [(i.path.name, i.release, i.uts_version) for i in images] == [("vmlinuz-6.8.1-gentoo", "6.8.1-gentoo", BUILD)]
+
+
+def test_running_build_from_proc_version_when_proc_sys_is_absent(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/version").write_text(f"Linux version {RELEASE} (root@box) (gcc (Gentoo 13.2.1_p20240210 p14) 13.2.1, GNU ld 2.41) {BUILD}\n")
+    now = kernel.running_kernel(tmp_path)
+    assert (now.release, now.uts_version) == (RELEASE, BUILD)
+    assert kernel.booted(now, RELEASE, BUILD) and not kernel.booted(now, RELEASE, "#1 SMP")
 
 
 # --- built, installed, booted --------------------------------------------------

@@ -6,11 +6,12 @@ import gzip
 import lzma
 import os
 import shutil
-import struct
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from kernel_files import elf_with_modinfo, make_bzimage
 
 from kcheck import dotconfig
 from kcheck.host import kernel
@@ -19,20 +20,6 @@ from kcheck.version import parse_release
 
 RELEASE = "6.6.30-gentoo"
 BUILD = "#2 SMP PREEMPT_DYNAMIC Fri Nov 27 12:00:00 UTC 2026"
-
-
-def make_bzimage(path: Path, version: str, *, protocol: int = 0x020F, string_at: int = 0x3100) -> Path:
-    """An x86 bzImage setup header: boot flag, "HdrS", protocol, kernel_version pointer and its string."""
-    data = bytearray(0x4000)
-    data[0x1FE:0x200] = b"\x55\xaa"
-    data[0x202:0x206] = b"HdrS"
-    struct.pack_into("<H", data, 0x206, protocol)
-    struct.pack_into("<H", data, 0x20E, string_at - 0x200)
-    encoded = version.encode() + b"\0"
-    data[string_at : string_at + len(encoded)] = encoded
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(bytes(data))
-    return path
 
 
 def touch(path: Path, mtime: float) -> None:
@@ -90,6 +77,23 @@ def test_boot_images_by_header_then_by_name(tmp_path):
     (tmp_path / "boot/0123abcd/6.7.1-gentoo/linux").write_bytes(b"arm64 Image")
     images = {i.release: i.uts_version for i in kernel.boot_images(tmp_path)}
     assert images == {RELEASE: BUILD, "6.1.0-gentoo": None, "6.7.1-gentoo": None}
+
+
+def test_boot_images_in_efi_subdirectories_and_links_skipped(tmp_path):
+    make_bzimage(tmp_path / "boot/EFI/gentoo/vmlinuz-6.8.1-gentoo", f"6.8.1-gentoo (root@box) {BUILD}")
+    (tmp_path / "boot/EFI/gentoo/vmlinuz").symlink_to("vmlinuz-6.8.1-gentoo")
+    (tmp_path / "boot/grub/x86_64-efi").mkdir(parents=True)
+    (tmp_path / "boot/grub/x86_64-efi/linux.mod").write_bytes(b"\x7fELF")
+    images = kernel.boot_images(tmp_path)
+    assert [(i.path.name, i.release, i.uts_version) for i in images] == [("vmlinuz-6.8.1-gentoo", "6.8.1-gentoo", BUILD)]
+
+
+def test_running_build_from_proc_version_when_proc_sys_is_absent(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/version").write_text(f"Linux version {RELEASE} (root@box) (gcc (Gentoo 13.2.1_p20240210 p14) 13.2.1, GNU ld 2.41) {BUILD}\n")
+    now = kernel.running_kernel(tmp_path)
+    assert (now.release, now.uts_version) == (RELEASE, BUILD)
+    assert kernel.booted(now, RELEASE, BUILD) and not kernel.booted(now, RELEASE, "#1 SMP")
 
 
 # --- built, installed, booted --------------------------------------------------
@@ -223,24 +227,6 @@ def test_modules_directory_missing_means_modules_install_was_forgotten(tmp_path)
 
 
 # --- .modinfo and vermagic -----------------------------------------------------
-
-
-def elf_with_modinfo(entries: list[str], *, wide: bool = True, order: str = "<") -> bytes:
-    """A minimal relocatable ELF file with a .modinfo and a .shstrtab section."""
-    modinfo = b"".join(e.encode() + b"\0" for e in entries)
-    shstrtab = b"\0.modinfo\0.shstrtab\0"
-    ehsize, shentsize = (64, 64) if wide else (52, 40)
-    body = modinfo + shstrtab
-    shoff = ehsize + len(body)
-    ident = b"\x7fELF" + bytes([2 if wide else 1, 1 if order == "<" else 2, 1]) + b"\0" * 9
-    if wide:
-        header = ident + struct.pack(order + "HHIQQQIHHHHHH", 1, 62, 1, 0, 0, shoff, 0, ehsize, 0, 0, shentsize, 3, 2)
-        sec = lambda name, typ, off, size: struct.pack(order + "IIQQQQIIQQ", name, typ, 0, 0, off, size, 0, 0, 1, 0)
-    else:
-        header = ident + struct.pack(order + "HHIIIIIHHHHHH", 1, 3, 1, 0, 0, shoff, 0, ehsize, 0, 0, shentsize, 3, 2)
-        sec = lambda name, typ, off, size: struct.pack(order + "IIIIIIIIII", name, typ, 0, 0, off, size, 0, 0, 1, 0)
-    sections = sec(0, 0, 0, 0) + sec(1, 1, ehsize, len(modinfo)) + sec(10, 3, ehsize + len(modinfo), len(shstrtab))
-    return header + body + sections
 
 
 @pytest.mark.parametrize(("wide", "order"), [(True, "<"), (False, "<"), (True, ">")])

@@ -9,7 +9,8 @@ symbol, and needs AUFS_FS unset. This module names the case as the fact
 profile's requirements are conditioned on, and adds the findings no
 configuration line can show: which package provides aufs, and whether the
 patched kernel was rebuilt, installed and booted
-(:mod:`kcheck.portage.aufs_state`).
+(:mod:`kcheck.portage.aufs_state`; installed and booted only when the host
+checks, which report those, are not part of the run).
 
 Portage is asked only when the configuration and the tree cannot decide the
 provider (facts), and always for ``aufs_findings`` (the aufs driver only).
@@ -56,7 +57,8 @@ def aufs_facts(ctx: CheckContext) -> dict[str, str]:
 
 def aufs_findings(ctx: CheckContext) -> list[Finding]:
     """The aufs provider, the patch/rebuild/install state, and "safe to reboot" or what is left."""
-    from kcheck.portage.aufs_state import assess, aufs_packages, proc_version
+    from kcheck.host.kernel import running_kernel
+    from kcheck.portage.aufs_state import assess, aufs_packages
     from kcheck.portage.facts import portage_facts
 
     facts = portage_facts(ctx.root)
@@ -112,8 +114,9 @@ def aufs_findings(ctx: CheckContext) -> list[Finding]:
         ctx.tree,
         ctx.build_dir,
         facts,
-        # <root>/proc/version: the running kernel for root "/", absent in most other roots.
-        proc_version=proc_version(ctx.root),
+        running=running_kernel(ctx.root),
+        # The host section, when it runs, owns whether the build is installed and booted.
+        kernel_state=not ctx.host_checked,
         also_left=left,
     )
     return findings

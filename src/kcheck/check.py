@@ -86,11 +86,14 @@ def check_location(
         kernel_version=kver,
         live=location.live,
     )
+    if host:
+        from kcheck import host as host_checks
+
+        # Decided before the checks run: the aufs checks leave the kernel's install/boot state to the host section.
+        ctx.host_checked = host_checks.applies(ctx, explicit=explicit)
     findings = engine.evaluate(profiles, ctx)
     if host:
-        from kcheck.host import host_findings
-
-        findings += host_findings(ctx, profiles, findings, explicit=explicit)
+        findings += host_checks.host_findings(ctx, profiles, findings)
     return Report(
         config_path=location.config,
         config_reason=location.reason,

@@ -196,6 +196,9 @@ class CheckContext:
     the configuration belongs to the machine kcheck runs on (host checks
     apply); ``facts`` carries named facts such as ``aufs-provider`` that
     requirements can be conditioned on (``when = "aufs-provider:sources"``).
+    ``host_checked`` is True when this run's host checks (:mod:`kcheck.host`)
+    report the kernel's built/installed/booted state; other checks then leave
+    those facts out instead of reporting them a second time.
     """
 
     root: Path
@@ -205,3 +208,4 @@ class CheckContext:
     kernel_version: KernelVersion | None
     live: bool = False
     facts: dict[str, str] = field(default_factory=dict)
+    host_checked: bool = False

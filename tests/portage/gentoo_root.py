@@ -17,6 +17,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from kernel_files import bzimage, elf_with_modinfo
+
 from kcheck.model import CheckContext, SymbolState
 from kcheck.portage.aufs_state import AUFS_EXPORTS
 from kcheck.portage.facts import portage_facts
@@ -59,17 +61,6 @@ def standalone_patch() -> str:
         added = "".join(f"+EXPORT_SYMBOL_GPL({s});\n" for s in symbols)
         parts.append(f"--- a/{rel}\n+++ b/{rel}\n@@ -1,2 +1,{2 + len(symbols)} @@\n{context}{added}")
     return "".join(parts)
-
-
-def bzimage(version: str) -> bytes:
-    """A file with an x86 setup header whose version string is ``version``."""
-    data = bytearray(0x800)
-    data[0x202:0x206] = b"HdrS"
-    offset = 0x300
-    data[0x20E:0x210] = offset.to_bytes(2, "little")
-    raw = version.encode() + b"\0"
-    data[0x200 + offset : 0x200 + offset + len(raw)] = raw
-    return bytes(data)
 
 
 def _touch(path: Path, when: float, content: bytes | str | None = None) -> Path:
@@ -156,8 +147,9 @@ class Situation:
         return target
 
     def install_module(self, when: float) -> Path:
-        """What sys-fs/aufs3 (re)built for the tree's release: aufs.ko under /lib/modules."""
-        return _touch(self.root / "lib" / "modules" / self.release / "misc" / "aufs.ko", when, b"\x7fELF")
+        """What sys-fs/aufs3 (re)built for the tree's release: aufs.ko under /lib/modules, its vermagic naming the release."""
+        module = elf_with_modinfo(["license=GPL", f"vermagic={self.release} SMP preempt mod_unload modversions "])
+        return _touch(self.root / "lib" / "modules" / self.release / "misc" / "aufs.ko", when, module)
 
     def merge(self, cpv: str, counter: int, build_time: float, use: str = "", iuse: str = "") -> None:
         """An installed-package record in Portage's per-field vdb format."""

@@ -7,11 +7,13 @@ import subprocess
 import sys
 import textwrap
 
-from gentoo_root import HOUR, T0, bzimage
+from gentoo_root import HOUR, T0
+from kernel_files import bzimage
 
 from kcheck.aufs import aufs_facts, aufs_findings
+from kcheck.host.kernel import booted, bzimage_version, installed_image, parse_proc_version, split_version
 from kcheck.model import Status
-from kcheck.portage.aufs_state import assess, booted, image_version, read_tree
+from kcheck.portage.aufs_state import assess, read_tree
 from kcheck.portage.facts import portage_facts
 
 AUFS3 = "sys-fs/aufs3-3_p20160219"
@@ -193,12 +195,12 @@ def test_overlay_module_recognised_by_its_signs(situation):
 
 def test_booted_or_not(situation):
     standalone_ready(situation)
-    version = image_version(situation.tree / "arch/x86/boot/bzImage")
+    version = bzimage_version(situation.tree / "arch/x86/boot/bzImage")
     release, _, rest = version.partition(" ")
     user, _, build = rest.partition(" ")
     running = f"Linux version {release} {user} (gcc (Gentoo 13.2.1_p20240210 p14) 13.2.1) {build}\n"
-    assert booted(version, running)
-    assert not booted(version, running.replace("#2", "#1"))
+    assert booted(parse_proc_version(running), *split_version(version))
+    assert not booted(parse_proc_version(running.replace("#2", "#1")), *split_version(version))
     (situation.root / "proc").mkdir()
     (situation.root / "proc" / "version").write_text(running.replace("#2", "#1"))
     boot = by_check(aufs_findings(situation.context()))["aufs-boot"]
@@ -210,10 +212,10 @@ def test_booted_or_not(situation):
 def test_image_version(tmp_path):
     image = tmp_path / "bzImage"
     image.write_bytes(bzimage("6.12.1 (a@b) #7 SMP"))
-    assert image_version(image) == "6.12.1 (a@b) #7 SMP"
+    assert bzimage_version(image) == "6.12.1 (a@b) #7 SMP"
     image.write_bytes(b"\x7fELF" + bytes(0x400))
-    assert image_version(image) is None
-    assert image_version(tmp_path / "missing") is None
+    assert bzimage_version(image) is None
+    assert bzimage_version(tmp_path / "missing") is None
 
 
 def test_without_portage_says_so_once(situation, tmp_path):
@@ -264,8 +266,6 @@ def test_tree_package_by_directory_name(situation, tmp_path):
 
 def test_image_without_version_header_is_matched_by_content(situation):
     """arm64's Image has no x86 setup header: /boot must hold the same bytes."""
-    from kcheck.portage.aufs_state import installed_image
-
     situation.make_tree(T0)
     situation.build(T0 + HOUR)
     (situation.tree / "arch/x86/boot/bzImage").unlink()
@@ -274,13 +274,13 @@ def test_image_without_version_header_is_matched_by_content(situation):
     image.write_bytes(b"ARM64 image #1" + bytes(4096))
     ev = read_tree(situation.tree)
     assert ev.image == "arch/arm64/boot/Image" and ev.built_version is None
-    assert installed_image(situation.root, ev) is None
+    assert installed_image(situation.root, image) is None
     boot = situation.root / "boot" / f"vmlinuz-{situation.release}"
     boot.parent.mkdir()
     boot.write_bytes(b"ARM64 image #0" + bytes(4096))
-    assert installed_image(situation.root, ev) is None
+    assert installed_image(situation.root, image) is None
     boot.write_bytes(image.read_bytes())
-    assert installed_image(situation.root, ev) == boot
+    assert installed_image(situation.root, image).path == boot
 
 
 def test_broken_portage_configuration_is_a_reason_not_a_crash(situation):
@@ -302,3 +302,48 @@ def test_patched_tree_without_a_module_package(situation):
     situation.install_kernel(T0 + HOUR)
     summary = reboot(aufs_findings(situation.context()))
     assert summary.status is Status.FAIL and "install the aufs module: emerge sys-fs/aufs4" in summary.reason
+
+
+def test_live_run_reports_each_kernel_fact_once(situation, monkeypatch):
+    """`kcheck --driver aufs` on a machine: the host section owns installed/booted, the aufs section the rest."""
+    import json
+    from collections import Counter
+
+    from click.testing import CliRunner
+
+    from kcheck.cli import main
+
+    monkeypatch.delenv("KERNEL_DIR", raising=False)
+    monkeypatch.delenv("KBUILD_OUTPUT", raising=False)
+    standalone_ready(situation)  # patched, rebuilt, installed in /boot, aufs.ko rebuilt
+    (situation.tree / "Kconfig").write_text('mainmenu "Linux"\n')
+    kernel = situation.root / "proc" / "sys" / "kernel"
+    kernel.mkdir(parents=True)
+    (kernel / "osrelease").write_text("6.1.0-old\n")  # still the kernel from before: installed, not booted
+    (kernel / "version").write_text("#1 SMP PREEMPT_DYNAMIC Mon Dec  1 00:00:00 UTC 2025\n")
+
+    def findings(*extra):
+        result = CliRunner().invoke(main, ["--root", str(situation.root), "--driver", "aufs", "--no-kconfig", "--format", "json", *extra],
+                                    catch_exceptions=False)
+        return json.loads(result.output)["findings"]
+
+    live = findings()
+    # "advice" is the profile's notes, one id for several lines; every other check speaks once.
+    checks = Counter((f["section"], f["check"]) for f in live if f["check"] != "advice")
+    assert [c for c, n in checks.items() if n > 1] == []
+    by = {f["check"]: f for f in live}
+    assert by["kernel-installed"]["status"] == "ok" and by["kernel-booted"]["status"] == "warn"
+    assert not {"aufs-install", "aufs-boot", "module:aufs"} & set(by)
+    for check in ("aufs-patch", "aufs-rebuild", "aufs-module"):
+        assert by[check]["status"] == "ok", by[check]
+    assert by["aufs-reboot"]["status"] == "ok" and "host section" in by["aufs-reboot"]["reason"]
+    assert sum("not booted" in f["reason"] for f in live) == 1
+    assert sum("aufs.ko" in f["reason"] for f in live) == 1
+    assert sum(f"vmlinuz-{situation.release}" in f["reason"] for f in live) == 1
+
+    # Without the host checks the aufs section says it itself, once.
+    alone = {f["check"]: f for f in findings("--no-host")}
+    assert not any(f["section"] == "host" for f in alone.values())
+    assert alone["aufs-install"]["status"] == "ok"
+    assert alone["aufs-boot"]["status"] == "info" and "not booted yet" in alone["aufs-boot"]["reason"]
+    assert alone["aufs-reboot"]["reason"] == "safe to reboot: nothing is left to do for aufs in the kernel tree"

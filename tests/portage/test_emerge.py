@@ -121,7 +121,9 @@ def test_emerge_with_the_hook(portage_sdist, tool_path):
     kernel sources drop the patch -> the hook says so and how to fix it.
     """
     kcheck = Path(sys.executable).with_name("kcheck")
-    env = {**os.environ, "PATH": tool_path, "PYTHONPATH": str(portage_sdist), "NO_COLOR": "1"}
+    # tests/ on the path too: the root builder writes its kernel files with tests/kernel_files.py.
+    pythonpath = os.pathsep.join([str(portage_sdist), str(HERE.parent)])
+    env = {**os.environ, "PATH": tool_path, "PYTHONPATH": pythonpath, "NO_COLOR": "1"}
     proc = subprocess.run(
         [sys.executable, str(HERE / "emerge_playground.py"), str(kcheck)],
         env=env,

@@ -7,6 +7,8 @@ here. ``--no-host`` turns them off. They read docker's settings
 (:mod:`~kcheck.host.docker`), the filesystem under docker's data root
 (:mod:`~kcheck.host.fs`), the state of the kernel (:mod:`~kcheck.host.kernel`:
 built, installed, booted, modules) and the zfs tools (:mod:`~kcheck.host.zfs`).
+aufs.ko is the aufs checks' own (:mod:`kcheck.aufs`): they judge it against
+the patched build, and the emerge hook needs them without the host.
 
 Every finding has ``section="host"`` and ``profile="host"``, so reporters
 print them in their own section; every path is read under ``ctx.root``.
@@ -52,15 +54,22 @@ def _note(check: str, status: Status, reason: str, group: str = "Docker", **extr
                    section="host", group=group, **extra)
 
 
-def host_findings(ctx: CheckContext, profiles: Sequence[Profile], config_findings: Sequence[Finding], *, explicit: bool) -> list[Finding]:
-    """All host findings for the drivers among ``profiles``.
+def applies(ctx: CheckContext, *, explicit: bool) -> bool:
+    """True when the host checks speak for ``ctx``'s configuration.
 
     ``explicit`` is True when the user named the configuration (``--config``
     or ``--kernel-dir``); the host is then checked only when that
-    configuration's release belongs to this machine.
+    configuration's release belongs to this machine. The caller stores the
+    answer in ``ctx.host_checked`` before any check runs, so that checks
+    which would repeat the host's kernel findings leave them out.
     """
-    release, _ = kernel.target_release(ctx)
-    if explicit and not belongs_here(ctx, release):
+    return not explicit or belongs_here(ctx, kernel.target_release(ctx)[0])
+
+
+def host_findings(ctx: CheckContext, profiles: Sequence[Profile], config_findings: Sequence[Finding]) -> list[Finding]:
+    """All host findings for the drivers among ``profiles`` (a note only, unless ``ctx.host_checked``; see :func:`applies`)."""
+    if not ctx.host_checked:
+        release, _ = kernel.target_release(ctx)
         what = f"builds {release}" if release else "builds an unknown release"
         return [_note("host", Status.INFO, f"host not checked: {ctx.source.path} {what}, which neither runs nor is installed here",
                       group="Scope", detail="run kcheck without --config/--kernel-dir to check this machine, or --no-host to silence this")]
@@ -88,8 +97,6 @@ def host_findings(ctx: CheckContext, profiles: Sequence[Profile], config_finding
     for driver in drivers:
         if driver == "zfs":
             out += zfs.zfs_findings(ctx, boot_release)
-        elif driver == "aufs" and ctx.facts.get("aufs-provider") == "standalone" and boot_release is not None:
-            out += kernel.out_of_tree_findings(ctx, "aufs", boot_release, AUFS_PACKAGE)
         elif driver == "fuse-overlayfs":
             out += command_findings(ctx.root, ("fuse-overlayfs",), "sys-fs/fuse-overlayfs", "rootless docker mounts layers with it", "fuse-overlayfs")
         if running_now and driver in DRIVER_FILESYSTEM:

@@ -14,8 +14,11 @@ module follows one kernel release through its life:
    offset at 0x20E, the string at 0x200 + offset, ``"<release>
    (<user>@<host>) #<n> SMP ..."``), so the very build is recognised; other
    images are matched by content, then by the ``vmlinuz-<release>`` name;
-4. **booted**: the running release and ``uname -v`` (``/proc/sys/kernel``
-   under ``--root``) match.
+4. **booted**: the running release and ``uname -v`` (``/proc/sys/kernel``,
+   else ``/proc/version``, under ``--root``) match.
+
+These readers are the only ones in kcheck: the aufs checks
+(:mod:`kcheck.portage.aufs_state`) call them too.
 
 Modules follow the release that will boot: every required symbol set to
 ``m`` needs its module file under ``/lib/modules/<release>/``, and an
@@ -24,7 +27,6 @@ out-of-tree module (aufs.ko, zfs.ko) needs a ``vermagic`` naming that release.
 
 from __future__ import annotations
 
-import filecmp
 import gzip
 import lzma
 import os
@@ -41,7 +43,8 @@ from kcheck.model import CheckContext, Finding, Severity, Status
 
 #: x86 boot protocol: "HdrS" at 0x202, protocol version at 0x206, kernel_version pointer at 0x20E.
 _SETUP_MAGIC = b"HdrS"
-_BOOT_IMAGES = ("vmlinuz", "kernel", "bzImage", "vmlinux", "Image")
+#: Names installkernel, kernel-install and boot loaders give kernel images under /boot.
+_BOOT_IMAGES = ("vmlinuz", "kernel", "bzImage", "vmlinux", "Image", "linux")
 _MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 
 
@@ -77,26 +80,34 @@ def split_version(text: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class BootImage:
-    """A kernel image in ``/boot``: its file, release and (x86) build string."""
+    """A kernel image in ``/boot``: its file, release (None when neither name nor header tells) and x86 build string."""
 
     path: Path
-    release: str
+    release: str | None
     uts_version: str | None
 
 
 def boot_images(root: Path) -> list[BootImage]:
-    """The kernel images installed in ``<root>/boot``, newest file first.
+    """The kernel images installed under ``<root>/boot``, newest file first.
 
-    Two layouts are known: ``/boot/vmlinuz-<release>`` (installkernel, make
-    install) and ``/boot/<entry>/<release>/linux`` (systemd's kernel-install).
+    Layouts known: ``/boot/vmlinuz-<release>`` (installkernel, make install),
+    ``/boot/<entry>/<release>/linux`` (systemd's kernel-install), and images
+    named like these up to two directories down (EFI system partitions).
+    Links are skipped: they name an image that is listed already.
     """
     boot = under_root(root, "/boot")
-    try:
-        named = {p: p.name.split("-", 1)[1].removesuffix(".old") for p in boot.iterdir()
-                 if p.is_file() and "-" in p.name and p.name.split("-", 1)[0] in _BOOT_IMAGES}
-    except OSError:
-        return []
-    named.update({p: p.parent.name for p in boot.glob("*/*/linux") if p.is_file()})
+    named: dict[Path, str | None] = {}
+    for pattern in ("*", "*/*", "*/*/*"):
+        for path in boot.glob(pattern):
+            prefix, dash, rest = path.name.partition("-")
+            if prefix not in _BOOT_IMAGES or path.is_symlink() or not path.is_file():
+                continue
+            if dash:
+                named[path] = rest.removesuffix(".old")
+            else:
+                # kernel-install's <entry>/<release>/linux names the release by its directory.
+                kernel_install = prefix == "linux" and path.parent.parent.parent == boot
+                named[path] = path.parent.name if kernel_install else None
     images = []
     for path in sorted(named, key=lambda p: p.stat().st_mtime, reverse=True):
         text = bzimage_version(path)
@@ -107,19 +118,40 @@ def boot_images(root: Path) -> list[BootImage]:
 
 @dataclass(frozen=True)
 class Running:
-    """The kernel running now: release (``uname -r``) and build (``uname -v``)."""
+    """The kernel running now: release (``uname -r``) and build (``uname -v``, None when unknown)."""
 
     release: str
     uts_version: str | None
 
 
+def parse_proc_version(text: str) -> Running:
+    """The running kernel as ``/proc/version`` tells it.
+
+    ``"Linux version <release> (<user>@<host>) (<compiler>) #<n> SMP ..."``:
+    the build string starts at the first ``#`` (the compiler part has nested
+    parentheses, so it is not parsed).
+    """
+    line = text.strip().removeprefix("Linux version ")
+    release, _, rest = line.partition(" ")
+    mark = rest.find("#")
+    return Running(release, rest[mark:].strip() if mark >= 0 else None)
+
+
 def running_kernel(root: Path) -> Running:
-    """The running kernel as ``<root>/proc`` tells it (``uname`` on the real root)."""
+    """The running kernel: ``<root>/proc/sys/kernel``, else ``<root>/proc/version``, else ``uname`` on the real root."""
     try:
-        uts = under_root(root, "/proc/sys/kernel/version").read_text().strip()
+        return Running(running_release(root), under_root(root, "/proc/sys/kernel/version").read_text().strip())
     except OSError:
-        uts = os.uname().version if root == Path("/") else None
-    return Running(running_release(root), uts)
+        pass
+    try:
+        return parse_proc_version(under_root(root, "/proc/version").read_text())
+    except OSError:
+        return Running(running_release(root), os.uname().version if root == Path("/") else None)
+
+
+def booted(running: Running, release: str | None, uts_version: str | None) -> bool:
+    """True when ``running`` is the build ``release`` / ``uts_version`` (an unknown build string on either side matches)."""
+    return running.release == release and (uts_version is None or running.uts_version is None or uts_version == running.uts_version)
 
 
 def target_release(ctx: CheckContext) -> tuple[str | None, str]:
@@ -143,10 +175,48 @@ def target_release(ctx: CheckContext) -> tuple[str | None, str]:
 
 
 def built_image(build: Path) -> Path | None:
-    """The kernel image the last ``make`` left in a build directory, if any."""
-    candidates = sorted(build.glob("arch/*/boot/bzImage")) + sorted(build.glob("arch/*/boot/Image*")) + sorted(build.glob("arch/*/boot/zImage"))
-    candidates.append(build / "vmlinux")
-    return next((p for p in candidates if p.is_file()), None)
+    """The image ``make install`` would install from a build directory: the newest ``arch/*/boot`` image, else ``vmlinux``."""
+    boot = [p for pattern in ("bzImage", "Image*", "zImage") for p in build.glob(f"arch/*/boot/{pattern}") if p.is_file()]
+    if boot:
+        return max(boot, key=lambda p: p.stat().st_mtime)
+    vmlinux = build / "vmlinux"
+    return vmlinux if vmlinux.is_file() else None
+
+
+def installed_image(root: Path, image: Path | None, release: str | None = None) -> BootImage | None:
+    """The ``/boot`` image that is the build ``image``, or None.
+
+    An x86 image is recognised by its version string (the very build, not
+    just the release); any other by its bytes. With nothing built to compare
+    (``make clean``, a distribution kernel), an image named for ``release``
+    is the best evidence there is.
+    """
+    built_text = bzimage_version(image) if image is not None else None
+    built = split_version(built_text) if built_text else None
+    for candidate in boot_images(root):
+        if built is not None:
+            if (candidate.release, candidate.uts_version) == built:
+                return candidate
+        elif image is not None:
+            if _same_bytes(candidate.path, image):
+                return candidate
+        elif release is not None and candidate.release == release:
+            return candidate
+    return None
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    """True when two files hold the same bytes (read in chunks: images are tens of MiB)."""
+    try:
+        if a.stat().st_size != b.stat().st_size:
+            return False
+        with a.open("rb") as fa, b.open("rb") as fb:
+            while chunk := fa.read(1 << 20):
+                if chunk != fb.read(len(chunk)):
+                    return False
+        return True
+    except OSError:
+        return False
 
 
 def _finding(check: str, status: Status, severity: Severity, reason: str, group: str = "Kernel", **extra) -> Finding:
@@ -175,17 +245,17 @@ def readiness_findings(ctx: CheckContext) -> tuple[list[Finding], str | None]:
             # A stale build says nothing about whether *this* configuration is installed or booted.
             return out, None
 
-    installed = _installed(ctx.root, release, image, built_text)
+    installed = installed_image(ctx.root, image, release)
     # The build to recognise in the running kernel: the one in the tree, else the installed one.
     wanted = split_version(built_text)[1] if built_text else (installed.uts_version if installed else None)
-    booted = running.release == release and (wanted is None or running.uts_version is None or wanted == running.uts_version)
+    is_booted = booted(running, release, wanted)
     if installed is not None:
         out.append(_finding("kernel-installed", Status.OK, Severity.RECOMMENDED, f"installed: {installed.path}"))
-    elif image is not None and not booted:
+    elif image is not None and not is_booted:
         out.append(_finding("kernel-installed", Status.WARN, Severity.RECOMMENDED,
                             f"{release} is built but not installed in /boot (is /boot mounted?)",
                             fix=f"make -C {build} modules_install install"))
-    if booted:
+    if is_booted:
         where = "" if installed is not None else " (its image is not in /boot: booted some other way)"
         out.append(_finding("kernel-booted", Status.OK, Severity.INFO, f"booted: {release} is running{where}", actual=running.release))
         return out, release
@@ -208,22 +278,6 @@ def _built_finding(ctx: CheckContext, build: Path, image: Path | None, built_tex
                         f"the configuration changed after the last build: {image} is older than {config_path}; a reboot now would not use it",
                         fix=f"rebuild: make -C {build} && make -C {build} modules_install install")
     return _finding("kernel-built", Status.OK, Severity.RECOMMENDED, f"built: {image}" + (f" ({built_text})" if built_text else ""))
-
-
-def _installed(root: Path, release: str, image: Path | None, built_text: str | None) -> BootImage | None:
-    """The /boot image that is this build (by version string, else content, else name), or None."""
-    built = split_version(built_text) if built_text else None
-    for candidate in boot_images(root):
-        if built is not None:
-            if (candidate.release, candidate.uts_version) == built:
-                return candidate
-        elif image is not None:
-            if candidate.path.stat().st_size == image.stat().st_size and filecmp.cmp(candidate.path, image, shallow=False):
-                return candidate
-        elif candidate.release == release:
-            # Nothing built to compare with (make clean, or a distribution kernel): the name is the best evidence.
-            return candidate
-    return None
 
 
 # --- modules -----------------------------------------------------------------
@@ -377,7 +431,10 @@ def elf_section(data: bytes, name: str) -> bytes | None:
 
 def modinfo(path: Path) -> dict[str, str]:
     """The ``key=value`` fields of a kernel module's ``.modinfo`` section (first value per key)."""
-    section = elf_section(_decompress(path), ".modinfo")
+    try:
+        section = elf_section(_decompress(path), ".modinfo")
+    except (OSError, lzma.LZMAError, EOFError) as exc:
+        raise ModuleUnreadable(f"cannot read {path}: {exc}") from None
     if section is None:
         raise ModuleUnreadable(f"{path} is not a kernel module (no ELF .modinfo section)")
     fields: dict[str, str] = {}
@@ -404,7 +461,7 @@ def out_of_tree_findings(ctx: CheckContext, name: str, release: str, package: st
                          group=group, fix=f"emerge {package} (or emerge @module-rebuild) after installing the kernel")]
     try:
         vermagic = modinfo(path).get("vermagic", "")
-    except (OSError, lzma.LZMAError, EOFError, ModuleUnreadable) as exc:
+    except ModuleUnreadable as exc:
         return [_finding(f"module:{name}", Status.WARN, Severity.RECOMMENDED, f"cannot read the vermagic of {path}: {exc}", group=group)]
     built_for = vermagic.split(" ", 1)[0]
     if built_for == release:

@@ -13,12 +13,17 @@ leaves and names the first step that is missing:
 2. **rebuilt**: ``mm/prfile.o`` is newer than ``mm/prfile.c``, the exports are
    in ``Module.symvers``, and ``vmlinux`` / ``arch/*/boot/*Image`` are newer
    than every patched file.
-3. **installed**: an image under ``/boot`` carries the same version string as
-   the one just built (x86 bzImage: a 2-byte offset at 0x20E points to the
-   string, relative to 0x200), or is byte-identical to it.
-4. **module rebuilt**: ``/lib/modules/<release>/misc/aufs.ko`` exists and is
-   newer than the kernel build (``emerge @module-rebuild``).
-5. **booted** (only on the machine itself): ``/proc/version`` names that build.
+3. **installed**: an image under ``/boot`` is the one just built (same x86
+   version string, or the same bytes).
+4. **module rebuilt**: ``aufs.ko`` under ``/lib/modules/<release>`` has a
+   vermagic naming that release and is newer than the kernel build
+   (``emerge @module-rebuild``).
+5. **booted** (only on the machine itself): the running kernel is that build.
+
+The kernel image, ``/boot``, running-kernel and module readers are
+:mod:`kcheck.host.kernel`'s. When the host checks run too
+(``CheckContext.host_checked``), steps 3 and 5 are theirs to report: the
+findings here leave them out, and "safe to reboot" then speaks for aufs only.
 
 Portage adds the order of events: which aufs package is installed, and
 whether the kernel sources were merged after it (COUNTER), which removes
@@ -34,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from kcheck.host import kernel
 from kcheck.model import Finding, Severity, Status
 from kcheck.portage.facts import InstalledPackage, PortageFacts
 
@@ -54,9 +60,6 @@ REBUILD_FIX = "cd {tree} && make -j$(nproc) && make modules_install && make inst
 PROFILE = "aufs"
 
 _EXPORT_RE = re.compile(rb"EXPORT_SYMBOL(?:_GPL)?\(\s*(\w+)\s*\)")
-#: Where the bzImage setup header keeps the version string's offset (relative to 0x200).
-_BZIMAGE_VERSION_OFFSET = 0x20E
-_BZIMAGE_MAGIC_OFFSET = 0x202
 
 
 @dataclass
@@ -151,15 +154,6 @@ def _symvers_names(path: Path, wanted: set[str]) -> set[str] | None:
         return None
 
 
-def _built_image(build_dir: Path) -> Path | None:
-    """The image ``make install`` would install: the newest ``arch/*/boot/*Image``, else ``vmlinux``."""
-    boot = [p for p in (build_dir / "arch").glob("*/boot/*Image") if p.is_file()]
-    if boot:
-        return max(boot, key=lambda p: p.stat().st_mtime)
-    vmlinux = build_dir / "vmlinux"
-    return vmlinux if vmlinux.is_file() else None
-
-
 def read_tree(tree: Path, build_dir: Path | None = None) -> TreeEvidence:
     """Collect the aufs patch and build evidence of ``tree``.
 
@@ -185,92 +179,16 @@ def read_tree(tree: Path, build_dir: Path | None = None) -> TreeEvidence:
     in_symvers = _symvers_names(build_dir / "Module.symvers", set(ev.exports))
     ev.symvers = in_symvers is not None
     ev.symvers_exports = sorted(in_symvers or ())
-    image = _built_image(build_dir)
+    image = kernel.built_image(build_dir)
     if image is not None:
         ev.image = str(image.relative_to(build_dir))
         ev.image_mtime = image.stat().st_mtime
-        ev.built_version = image_version(image)
+        ev.built_version = kernel.bzimage_version(image)
     try:
         ev.release = (build_dir / "include" / "config" / "kernel.release").read_text().strip() or None
     except OSError:
         ev.release = None
     return ev
-
-
-def image_version(path: Path) -> str | None:
-    """The version string an x86 bzImage carries, or None for other images.
-
-    The setup header holds "HdrS" at 0x202 and, at 0x20E, a 2-byte
-    little-endian offset of a NUL-terminated string relative to 0x200:
-    ``"6.1.67-gentoo (root@host) #3 SMP PREEMPT_DYNAMIC Fri Nov 27 ..."``.
-    """
-    try:
-        with path.open("rb") as f:
-            head = f.read(0x210)
-            if len(head) < 0x210 or head[_BZIMAGE_MAGIC_OFFSET : _BZIMAGE_MAGIC_OFFSET + 4] != b"HdrS":
-                return None
-            offset = int.from_bytes(head[_BZIMAGE_VERSION_OFFSET : _BZIMAGE_VERSION_OFFSET + 2], "little")
-            f.seek(0x200 + offset)
-            raw = f.read(256).split(b"\0", 1)[0]
-    except OSError:
-        return None
-    text = raw.decode("ascii", "replace").strip()
-    return text or None
-
-
-#: Names installkernel and boot loaders give kernel images under /boot.
-_BOOT_IMAGE_PREFIXES = ("vmlinuz", "kernel", "bzImage", "linux", "vmlinux")
-
-
-def boot_images(root: Path) -> list[Path]:
-    """Kernel images under ``<root>/boot`` (two directory levels deep, for UKI-style layouts)."""
-    boot = root / "boot"
-    found: list[Path] = []
-    for pattern in ("*", "*/*", "*/*/*"):
-        for p in boot.glob(pattern):
-            if p.name.startswith(_BOOT_IMAGE_PREFIXES) and p.is_file() and not p.is_symlink():
-                found.append(p)
-    return sorted(found)
-
-
-def installed_image(root: Path, ev: TreeEvidence) -> Path | None:
-    """The ``/boot`` image that is the tree's last build, or None."""
-    built = Path(ev.build_dir) / ev.image if ev.image else None
-    for candidate in boot_images(root):
-        if ev.built_version is not None:
-            if image_version(candidate) == ev.built_version:
-                return candidate
-        elif built is not None and _same_bytes(candidate, built):
-            return candidate
-    return None
-
-
-def _same_bytes(a: Path, b: Path) -> bool:
-    try:
-        if a.stat().st_size != b.stat().st_size:
-            return False
-        with a.open("rb") as fa, b.open("rb") as fb:
-            while chunk := fa.read(1 << 20):
-                if chunk != fb.read(len(chunk)):
-                    return False
-        return True
-    except OSError:
-        return False
-
-
-def booted(version_string: str, proc_version: str) -> bool:
-    """True when ``/proc/version`` text names the build ``version_string`` describes.
-
-    The image says ``"<release> (<user>@<host>) #N ... <date>"``, the running
-    kernel ``"Linux version <release> (<user>@<host>) (<compiler>) #N ... <date>"``:
-    the release and everything from ``#`` on must agree.
-    """
-    release, _, rest = version_string.partition(" ")
-    running = proc_version.removeprefix("Linux version ").strip()
-    run_release, _, run_rest = running.partition(" ")
-    build = rest[rest.find("#") :] if "#" in rest else None
-    run_build = run_rest[run_rest.find("#") :] if "#" in run_rest else None
-    return release == run_release and build is not None and build == run_build
 
 
 @dataclass(frozen=True)
@@ -356,17 +274,20 @@ def assess(
     build_dir: Path | None,
     facts: PortageFacts,
     *,
-    proc_version: str | None = None,
+    running: kernel.Running | None = None,
+    kernel_state: bool = True,
     also_left: Sequence[str] = (),
 ) -> list[Finding]:
     """Findings about the aufs patch, rebuild, install and boot of ``tree``.
 
     ``facts`` gives the installed packages (or the reason there are none);
-    ``proc_version`` (the text of ``<root>/proc/version``, read by the
-    caller; None when there is none) tells whether the build is booted.
-    The last finding is always ``aufs-reboot``: "safe to reboot", or what
-    is left, including ``also_left`` (steps other checks ask for, such as
-    setting or unsetting the configuration's AUFS_FS).
+    ``running`` (:func:`kcheck.host.kernel.running_kernel`; None at emerge
+    time) tells whether the build is booted. With ``kernel_state`` False the
+    host checks report whether the build is installed and booted, so those
+    two findings are left out here. The last finding is always
+    ``aufs-reboot``: "safe to reboot", or what is left, including
+    ``also_left`` (steps other checks ask for, such as setting or unsetting
+    the configuration's AUFS_FS).
     """
     findings: list[Finding] = []
     packages = aufs_packages(facts)
@@ -383,8 +304,8 @@ def assess(
         findings.append(_finding("aufs-tree", Status.INFO, "no kernel tree to check for the aufs patch and the build"))
     else:
         ev = read_tree(tree, build_dir)
-        findings += _tree_findings(root, tree, ev, packages, proc_version)
-    return _summary(findings, list(also_left))
+        findings += _tree_findings(root, tree, ev, packages, facts.available, running if kernel_state else None, kernel_state)
+    return _summary(findings, list(also_left), kernel_state)
 
 
 def _tree_findings(
@@ -392,7 +313,9 @@ def _tree_findings(
     tree: Path,
     ev: TreeEvidence,
     packages: AufsPackages,
-    proc_version: str | None,
+    portage: bool,
+    running: kernel.Running | None,
+    kernel_state: bool,
 ) -> list[Finding]:
     fix_build = REBUILD_FIX.format(tree=tree)
     module = packages.modules[-1] if packages.modules else None
@@ -465,50 +388,68 @@ def _tree_findings(
             "aufs-rebuild", Status.OK, f"the kernel in {ev.build_dir} was rebuilt after the aufs patch ({ev.image})"
         )
     )
-    boot = installed_image(root, ev)
-    if boot is None:
-        found.append(
-            _finding(
-                "aufs-install",
-                Status.FAIL,
-                f"the rebuilt kernel ({ev.built_version or ev.image}) is not installed: no image under {root / 'boot'} matches it",
-                fix=f"cd {tree} && make modules_install && make install",
+    if kernel_state:
+        boot = kernel.installed_image(root, Path(ev.build_dir) / ev.image)
+        if boot is None:
+            found.append(
+                _finding(
+                    "aufs-install",
+                    Status.FAIL,
+                    f"the rebuilt kernel ({ev.built_version or ev.image}) is not installed: no image under {root / 'boot'} matches it",
+                    fix=f"cd {tree} && make modules_install && make install",
+                )
             )
-        )
-        return found
-    found.append(_finding("aufs-install", Status.OK, f"{boot} is the rebuilt kernel"))
-    if module is not None:
+            return found
+        found.append(_finding("aufs-install", Status.OK, f"{boot.path} is the rebuilt kernel"))
+    # Without Portage no package says whether aufs.ko should exist, so the module itself is asked.
+    if module is not None or not portage:
         found.append(_module_finding(root, ev, module))
-    if proc_version is not None and ev.built_version is not None:
-        if booted(ev.built_version, proc_version):
+    if running is not None and running.uts_version is not None and ev.built_version is not None:
+        if kernel.booted(running, *kernel.split_version(ev.built_version)):
             found.append(_finding("aufs-boot", Status.OK, "the running kernel is this build"))
         else:
             found.append(
                 _finding(
                     "aufs-boot",
                     Status.INFO,
-                    f"installed but not booted yet: the running kernel is {proc_version.strip()}",
+                    f"installed but not booted yet: the running kernel is {running.release} {running.uts_version}",
                 )
             )
     return found
 
 
-def _module_finding(root: Path, ev: TreeEvidence, module: InstalledPackage) -> Finding:
+def _module_finding(root: Path, ev: TreeEvidence, module: InstalledPackage | None) -> Finding:
+    """Is aufs.ko installed for the tree's release, built for it (vermagic) and after the kernel build?"""
     fix = "emerge --oneshot @module-rebuild"
+    builder = module.cp if module is not None else "the aufs module package"
     if ev.release is None:
         return _finding(
             "aufs-module",
             Status.WARN,
-            f"the tree does not name its release (include/config/kernel.release), so {module.cp}'s aufs.ko cannot be matched to it",
+            f"the tree does not name its release (include/config/kernel.release), so {builder}'s aufs.ko cannot be matched to it",
             fix=fix,
         )
-    ko = root / "lib" / "modules" / ev.release / "misc" / "aufs.ko"
-    mtime = _mtime(ko)
-    if mtime is None:
+    ko = (kernel.module_index(root, ev.release) or {}).get("aufs")
+    if ko is None:
         return _finding(
-            "aufs-module", Status.FAIL, f"{ko} is missing: {module.cp} was not built for {ev.release}", fix=fix
+            "aufs-module",
+            Status.FAIL,
+            f"aufs.ko is missing under {root / 'lib' / 'modules' / ev.release}: {builder} was not built for {ev.release}",
+            fix=fix,
         )
-    if ev.image_mtime is not None and mtime < ev.image_mtime:
+    try:
+        built_for = kernel.modinfo(ko).get("vermagic", "").split(" ", 1)[0]
+    except kernel.ModuleUnreadable as exc:
+        return _finding("aufs-module", Status.WARN, f"cannot read the vermagic of {ko}: {exc}", fix=fix)
+    if built_for != ev.release:
+        return _finding(
+            "aufs-module",
+            Status.FAIL,
+            f"{ko} was built for {built_for or 'an unknown kernel'}, not {ev.release}: it will not load",
+            fix=fix,
+        )
+    mtime = _mtime(ko)
+    if ev.image_mtime is not None and mtime is not None and mtime < ev.image_mtime:
         return _finding("aufs-module", Status.FAIL, f"{ko} was built before the kernel it must load into", fix=fix)
     return _finding("aufs-module", Status.OK, f"{ko} was built for this kernel")
 
@@ -523,7 +464,7 @@ _STEPS = {
 }
 
 
-def _summary(findings: list[Finding], also_left: list[str]) -> list[Finding]:
+def _summary(findings: list[Finding], also_left: list[str], kernel_state: bool) -> list[Finding]:
     left = [f for f in findings if f.status is Status.FAIL]
     if left or also_left:
         steps = also_left + [_STEPS.get(f.check, f.reason) for f in left]
@@ -535,8 +476,10 @@ def _summary(findings: list[Finding], also_left: list[str]) -> list[Finding]:
             fix=commands or None,
         )
     else:
+        # Without the install/boot state (the host section has it) the verdict speaks for aufs alone.
+        scope = "" if kernel_state else " (the host section says whether this build is installed and booted)"
         summary = _finding(
-            "aufs-reboot", Status.OK, "safe to reboot: nothing is left to do for aufs in the kernel tree"
+            "aufs-reboot", Status.OK, "safe to reboot: nothing is left to do for aufs in the kernel tree" + scope
         )
     return findings + [summary]
 
@@ -553,11 +496,3 @@ def diff(before: TreeEvidence, after: TreeEvidence) -> list[str]:
     if before.tree != after.tree:
         changes.append(f"the kernel tree changed from {before.tree} to {after.tree}")
     return changes
-
-
-def proc_version(root: Path) -> str | None:
-    """The running kernel's ``/proc/version`` text, or None when unreadable."""
-    try:
-        return (root / "proc" / "version").read_text()
-    except OSError:
-        return None

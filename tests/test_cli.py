@@ -142,3 +142,11 @@ def test_real_process_and_python_m(tmp_path):
     assert proc.returncode == 0 and proc.stdout.rstrip().endswith("READY for docker + overlay2 (1 recommended item missing)")
     missing = subprocess.run([str(script), "-d", "overlay2", "-c", str(tmp_path / "x")], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and missing.stdout == ""
+
+
+def test_tally_counts_only_requirements():
+    """Checks without an expected value (advice, tree evidence) are not counted as held requirements."""
+    result = run("-d", "aufs", "-c", FIXTURES / "aufs-sources-6.1.config", "--no-host")
+    tally = next(line for line in result.output.splitlines() if line.startswith("aufs: "))
+    held, total = (int(n) for n in tally.split()[1::2][:2])
+    assert held <= total

@@ -63,7 +63,7 @@ def render(report: Report, *, verbose: bool = False, strict: bool = False) -> st
     for profile in report.profiles:
         findings = [f for f in report.findings if f.profile == profile]
         visible = [f for f in findings if f.status in shown]
-        held = sum(f.status is Status.OK for f in findings)
+        held = sum(f.status is Status.OK and f.expected is not None for f in findings)
         total = sum(f.status is not Status.SKIP and f.expected is not None for f in findings)
         tally = f"{held} of {total} hold" if total else "needs nothing from the kernel configuration"
         out.append("")

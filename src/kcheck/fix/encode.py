@@ -136,12 +136,28 @@ class Model:
     choices: dict[Choice, ChoiceDecision] = field(default_factory=dict)
 
 
+def _kernel_symbol_class():
+    """kcheck's Kconfig layer's symbol class with Linux 6.x's ``imply`` rules, when present."""
+    try:
+        from kcheck.kconfig.compat import KernelSymbol
+    except ImportError:
+        return None
+    return KernelSymbol
+
+
+#: Symbols of this class follow the kernel's current ``imply`` rule (see :meth:`Encoder._symbol`).
+KERNEL_SYMBOL = _kernel_symbol_class()
+
+
 def modelled(sym: Symbol) -> bool:
-    """Whether ``sym``'s value is a variable of the model (a plain bool/tristate symbol)."""
+    """Whether ``sym``'s value is a variable of the model (a bool/tristate symbol we know the rules of).
+
+    Other subclasses (the Kconfig layer's transitional symbols) stay constants.
+    """
     return (
         not sym.is_constant
         and sym.orig_type in (BOOL, TRISTATE)
-        and type(sym).tri_value is Symbol.tri_value  # subclasses (e.g. transitional) stay constants
+        and (type(sym) is Symbol or type(sym) is KERNEL_SYMBOL)
     )
 
 
@@ -241,10 +257,16 @@ class Encoder:
             val = c.tite(cv[0], c.tmin(self.expr(default), cv), val)
         implied = self.expr(sym.weak_rev_dep)
         direct = self.expr(sym.direct_dep)
-        val = c.tite(c.and_(implied[0], direct[0]), c.tmax(implied, val), val)
+        kernel_rules = type(sym) is KERNEL_SYMBOL and sym.choice is None
+        if kernel_rules:
+            # Linux 6.x: the implied value raises the default, capped by the symbol's own dependencies.
+            val = c.tite(implied[0], c.tmin(c.tmax(implied, val), direct), val)
+        else:
+            # kconfiglib 14.1.0: only when the dependencies are met, and uncapped.
+            val = c.tite(c.and_(implied[0], direct[0]), c.tmax(implied, val), val)
         val = c.tite(c.and_(vis[0], has_user), from_user, val)
         val = c.tmax(self.expr(sym.rev_dep), val)
-        return c.promote(val, c.or_(is_bool, implied[1]))
+        return c.promote(val, is_bool if kernel_rules else c.or_(is_bool, implied[1]))
 
     # Choices ---------------------------------------------------------------------
     def _choice(self, choice: Choice) -> Tri:

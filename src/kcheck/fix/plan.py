@@ -374,8 +374,13 @@ def explain(plan: FixPlan, kconf: kconfiglib.Kconfig, before: dict[str, str], af
     ]
 
 
+#: Dependency edges tried in turn when explaining a change: a plain dependency first.
+_STAGES = (("depends on",), ("depends on", "defaults from", "is in the choice"),
+           ("depends on", "defaults from", "is in the choice", "is selected by", "is implied by"))
+
+
 def _edges(sc) -> Iterable[tuple[object, str]]:
-    """The symbols ``sc``'s value depends on, with the relation's name."""
+    """The symbols and choices ``sc``'s value depends on, with the relation's name."""
     if sc.__class__ is Symbol and sc.choice is not None:
         yield sc.choice, "is in the choice"
     exprs = [(sc.direct_dep, "depends on")]
@@ -385,23 +390,25 @@ def _edges(sc) -> Iterable[tuple[object, str]]:
         exprs += [(cond, "defaults from") for _, cond in sc.defaults]
     for expr, how in exprs:
         for item in kconfiglib.expr_items(expr):
-            if not item.is_constant if item.__class__ is Symbol else True:
+            if item.__class__ is Choice or not item.is_constant:
                 yield item, how
 
 
 def _why_needed(kconf: kconfiglib.Kconfig, change: Change, anchors: Sequence[str]) -> str:
+    """"P needs Q": the nearest requirement or other change whose value depends on this one."""
     target = kconf.syms[change.symbol]
-    for anchor in anchors:
-        if anchor == change.symbol:
+    starts = [kconf.syms[a] for a in anchors if a != change.symbol]
+    for relations in _STAGES:
+        path = _path(starts, target, relations)
+        if path is None:
             continue
-        path = _path(kconf.syms[anchor], target)
-        if path is not None:
-            via = f" (through {', '.join(_name(p) for p in path[1:-1])})" if len(path) > 2 else ""
-            if change.new == "n":
-                return f"{anchor} needs {change.symbol} off{via}"
-            if change.choice:
-                return f"{anchor} needs {change.symbol} chosen in its choice{via}"
-            return f"{anchor} needs {change.symbol}{via}"
+        anchor = path[0].name
+        via = f" (through {', '.join(_name(p) for p in path[1:-1])})" if len(path) > 2 else ""
+        if change.new == "n":
+            return f"{anchor} needs {change.symbol} off{via}"
+        if change.choice:
+            return f"{anchor} needs {change.symbol} chosen in {change.choice}{via}"
+        return f"{anchor} needs {change.symbol}{via}"
     return "needed by the requirements' dependencies"
 
 
@@ -412,15 +419,17 @@ def _name(sc) -> str:
     return f'choice "{prompt}"' if prompt else "<choice>"
 
 
-def _path(start, goal, limit: int = 6):
-    """The shortest dependency path from ``start`` to ``goal`` (at most ``limit`` steps)."""
-    seen = {start}
-    queue = deque([(start, (start,))])
+def _path(starts, goal, relations, limit: int = 8):
+    """The shortest path from any of ``starts`` to ``goal`` along ``relations`` (at most ``limit`` steps)."""
+    seen = set(starts)
+    queue = deque((s, (s,)) for s in starts)
     while queue:
         node, path = queue.popleft()
         if len(path) > limit:
             break
-        for item, _ in _edges(node):
+        for item, how in _edges(node):
+            if how not in relations:
+                continue
             if item is goal:
                 return (*path, goal)
             if item not in seen:
@@ -454,3 +463,27 @@ def _why_derived(kconf: kconfiglib.Kconfig, sym: Symbol, value: str) -> str:
     if sym.orig_type not in (BOOL, TRISTATE):
         return "its default for the new configuration"
     return "its dependencies are no longer met" if not kconfiglib.expr_value(sym.direct_dep) else "no longer selected"
+
+
+def make_plan(
+    kconf: kconfiglib.Kconfig,
+    profiles: Sequence[Profile],
+    ctx: CheckContext,
+    *,
+    include_recommended: bool = False,
+) -> FixPlan:
+    """The whole fix flow over a loaded ``kconf``: wanted -> solve -> replay -> verify -> explain.
+
+    ``ctx.source`` must describe the configuration loaded in ``kconf`` (facts
+    such as the aufs provider are read from it). On return ``kconf`` holds the
+    planned configuration when the plan is ok.
+    """
+    goals = wanted(profiles, ctx, include_recommended=include_recommended)
+    before = snapshot(kconf)
+    plan = solve(kconf, goals, before)
+    if plan.conflicts:
+        return plan
+    verify(plan, kconf, ctx)
+    if plan.ok:
+        explain(plan, kconf, before, snapshot(kconf))
+    return plan

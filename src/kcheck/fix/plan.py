@@ -217,14 +217,20 @@ def solve(kconf: kconfiglib.Kconfig, goals: Sequence[Wanted], before: dict[str, 
         wcnf.append([lit])
     decisions = list(enc.model.decisions.values())
     choices = list(enc.model.choices.values())
+    # Tie-breaks, weaker than any change: keep MODULES as it is (turning it off would make
+    # every tristate built in), then prefer m to y for each tristate the plan sets.
     prefer_m = [d for d in decisions if d.sym.orig_type is TRISTATE]
-    weight = len(prefer_m) + 1  # one change always outweighs every tie-break together
+    keep_modules = len(prefer_m) + 1
+    weight = keep_modules + len(prefer_m) + 1  # one change outweighs every tie-break together
     for d in decisions:
         wcnf.append([-d.changed], weight=weight)
     for ch in choices:
         wcnf.append([-ch.changed], weight=weight)
+    modules = enc.model.decisions.get(kconf.modules)
+    if modules is not None:
+        wcnf.append([-modules.changed], weight=keep_modules)
     for d in prefer_m:
-        wcnf.append([-d.changed, -d.new[1]], weight=1)
+        wcnf.append([-d.changed, -enc.model.values[d.sym][1]], weight=1)
 
     replay = _Replay(kconf, before)
     with RC2(wcnf) as rc2:

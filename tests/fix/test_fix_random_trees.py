@@ -1,0 +1,77 @@
+"""Hypothesis-made Kconfig trees: every plan is verified and minimal; no plan means none exists."""
+
+from __future__ import annotations
+
+import itertools
+
+import kconfiglib
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from fixtrees import brute_minimum, holds, load, plan
+
+NAMES = [f"S{i}" for i in range(6)]
+
+
+@st.composite
+def trees(draw):
+    """A tree of up to 6 symbols; each may depend on, select or imply earlier ones only (no loops)."""
+    count = draw(st.integers(2, 6))
+    blocks = ['config MODULES\n\tbool "modules"\n\toption modules\n']
+    for i in range(count):
+        name = NAMES[i]
+        kind = draw(st.sampled_from(["bool", "tristate"]))
+        lines = [f"config {name}", f"\t{kind}" + (f' "{name}"' if draw(st.booleans()) or i == 0 else "")]
+        earlier = NAMES[:i]
+        if earlier and draw(st.booleans()):
+            terms = draw(st.lists(st.sampled_from(earlier), min_size=1, max_size=2, unique=True))
+            negate = draw(st.lists(st.booleans(), min_size=len(terms), max_size=len(terms)))
+            op = draw(st.sampled_from([" && ", " || "]))
+            lines.append("\tdepends on " + op.join(("!" if n else "") + t for t, n in zip(terms, negate)))
+        if earlier and draw(st.booleans()):
+            default = draw(st.sampled_from(["y", "m", *earlier, *("!" + e for e in earlier)]))
+            lines.append(f"\tdefault {default}")
+        blocks.append("\n".join(lines) + "\n")
+    # select/imply point from later symbols to earlier ones, keeping the graph acyclic.
+    extra = []
+    for i in range(1, count):
+        if draw(st.booleans()):
+            verb = draw(st.sampled_from(["select", "imply"]))
+            extra.append((i, verb, draw(st.sampled_from(NAMES[:i]))))
+    for i, verb, target in extra:
+        blocks[i + 1] += f"\t{verb} {target}\n"
+    config_lines = ["CONFIG_MODULES=y" if draw(st.booleans()) else "# CONFIG_MODULES is not set"]
+    for name in NAMES[:count]:
+        value = draw(st.sampled_from([None, "y", "m", "n"]))
+        if value == "n":
+            config_lines.append(f"# CONFIG_{name} is not set")
+        elif value:
+            config_lines.append(f"CONFIG_{name}={value}")
+    goals = draw(st.lists(st.tuples(st.sampled_from(NAMES[:count]), st.sampled_from(["y-or-m", "y", "m", "not-set"])),
+                          min_size=1, max_size=3, unique_by=lambda g: g[0]))
+    return "\n".join(blocks), "\n".join(config_lines) + "\n", goals
+
+
+_counter = itertools.count()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(trees())
+def test_random_tree_plans_are_verified_minimal_and_never_wrong(tmp_path, case):
+    kconfig, config, goals = case
+    where = tmp_path / str(next(_counter))
+    try:
+        kconf = load(where / "a", kconfig, config)
+    except kconfiglib.KconfigError:
+        assume(False)  # a dependency loop through select/imply: not a valid tree
+    p = plan(kconf, goals)
+    best = brute_minimum(load(where / "b", kconfig, config), goals)
+    if best is None:
+        assert not p.ok and p.conflicts, "a plan was made although no assignment satisfies the goals"
+        assert p.config_text is None
+        return
+    assert p.ok, f"no plan although {best} changes suffice: {p.conflicts}"
+    assert len(p.changes) == best
+    # What would be written, read back as make olddefconfig would, keeps every goal.
+    check = load(where / "c", kconfig, p.config_text)
+    assert holds(check, goals)

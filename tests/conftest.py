@@ -1,0 +1,69 @@
+"""Shared pytest fixtures: real Debian kernel trees, their configs and the kernel's own oracle.
+
+Real-tree fixtures are session scoped (a tree is unpacked once per cache, see
+``tests/realkernel.py``) and skip with a reason when the tree cannot be had.
+Tests that use them are marked ``@pytest.mark.realtree``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import realkernel
+
+
+def _or_skip(fn, *args):
+    try:
+        return fn(*args)
+    except realkernel.Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def linux_6_1() -> Path:
+    """The unpacked Debian linux-source-6.1 tree (read-only: never write into it)."""
+    return _or_skip(realkernel.source_tree, "6.1")
+
+
+@pytest.fixture(scope="session")
+def linux_6_12() -> Path:
+    """The unpacked Debian linux-source-6.12 tree (read-only: never write into it)."""
+    return _or_skip(realkernel.source_tree, "6.12")
+
+
+@pytest.fixture(scope="session")
+def debian_configs_6_1() -> dict[str, Path]:
+    """Flavour (``amd64_none_amd64``, ...) -> Debian's 6.1 config, decompressed."""
+    return _or_skip(realkernel.debian_configs, "6.1")
+
+
+@pytest.fixture(scope="session")
+def debian_configs_6_12() -> dict[str, Path]:
+    """Flavour (``amd64_none_amd64``, ...) -> Debian's 6.12 config, decompressed."""
+    return _or_skip(realkernel.debian_configs, "6.12")
+
+
+@pytest.fixture(scope="session")
+def make_config(tmp_path_factory) -> Callable[..., Path]:
+    """The kernel's own ``make <target>`` as a function: ``make_config(tree, target, input=None)``.
+
+    Returns a private copy of the ``.config`` it wrote. One ``O=`` build directory
+    per tree is reused so ``conf`` is compiled once per session.
+    """
+    _or_skip(realkernel.ensure_build_tools)
+    outdirs: dict[Path, Path] = {}
+    counter = itertools.count()
+
+    def run(tree: Path, target: str, input_config: Path | None = None) -> Path:
+        outdir = outdirs.setdefault(tree, tmp_path_factory.mktemp("oracle-build"))
+        written = realkernel.make_config(tree, target, input_config, outdir=outdir)
+        copy = tmp_path_factory.getbasetemp() / f"oracle-{next(counter)}-{target}.config"
+        shutil.copyfile(written, copy)
+        return copy
+
+    return run

@@ -1,0 +1,248 @@
+"""Real Debian kernel trees and configs for the test suite, downloaded once and cached.
+
+The suite's ground truth is the kernel itself: Debian's ``linux-source-X`` (a
+whole source tree) and ``linux-config-X`` (the configs Debian builds with),
+fetched with ``apt-get download`` and unpacked under a cache directory the
+suite owns:
+
+- ``$KCHECK_TEST_CACHE`` when set (helpers and CI share one download), else
+  ``<repo>/.cache/tests``.
+
+Unpacking happens under an ``fcntl`` lock with a completion marker, so
+concurrent test runs wait for each other instead of reading a half-written
+tree, and a run that died mid-way is redone. The whole tree is unpacked (not
+only the Kconfig files): the oracle, ``make olddefconfig``, runs scripts and
+``$(shell,...)`` probes from all over the tree, and exactness matters more
+than disk space.
+
+:func:`make_config` runs the kernel's own ``make <target>`` with ``O=`` so the
+cached source tree is never modified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import lzma
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+#: Kernel series the suite tests against (Debian bookworm / bookworm-security).
+SERIES = ("6.1", "6.12")
+#: Debian's amd64 flavours; each ships a config in linux-config-X.
+FLAVOURS = ("amd64_none_amd64", "amd64_none_cloud-amd64", "amd64_rt_amd64")
+#: The architecture the oracle and kcheck evaluate for.
+ARCH = "x86_64"
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: Variables that change what Kconfig computes; the oracle runs without them
+#: so a developer's shell (CC=clang, LLVM=1, ...) cannot skew a comparison.
+TOOLCHAIN_VARS = (
+    "ARCH", "SRCARCH", "CROSS_COMPILE", "LLVM", "LLVM_IAS", "CC", "LD", "HOSTCC", "HOSTCXX",
+    "HOSTLD", "AR", "NM", "OBJCOPY", "OBJDUMP", "READELF", "STRIP", "RUSTC", "BINDGEN",
+    "PAHOLE", "CC_VERSION_TEXT", "RUSTC_VERSION_TEXT", "KERNELVERSION", "srctree", "objtree",
+    "KCONFIG_CONFIG", "KCONFIG_ALLCONFIG", "KCONFIG_DEFCONFIG_LIST", "KBUILD_DEFCONFIG",
+    "HOSTPKG_CONFIG", "KBUILD_OUTPUT", "O",
+)
+
+
+class Unavailable(Exception):
+    """A real tree or a tool the oracle needs cannot be had here (tests skip)."""
+
+
+def cache_root() -> Path:
+    """Return the suite's download cache (created on first use)."""
+    root = Path(os.environ.get("KCHECK_TEST_CACHE") or REPO / ".cache" / "tests")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@contextlib.contextmanager
+def locked(name: str) -> Iterator[None]:
+    """Hold an exclusive lock named ``name`` in the cache, across processes."""
+    lockdir = cache_root() / "locks"
+    lockdir.mkdir(exist_ok=True)
+    with open(lockdir / f"{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _deb(package: str) -> Path:
+    """Return the cached .deb of ``package``, downloading it with apt-get when absent."""
+    debdir = cache_root() / "debs"
+    debdir.mkdir(exist_ok=True)
+    with locked(f"deb-{package}"):
+        found = sorted(debdir.glob(f"{package}_*.deb"))
+        if not found:
+            if shutil.which("apt-get") is None:
+                raise Unavailable(f"apt-get is not available to download {package}")
+            proc = subprocess.run(
+                ["apt-get", "download", package], cwd=debdir, capture_output=True, text=True
+            )
+            found = sorted(debdir.glob(f"{package}_*.deb"))
+            if proc.returncode != 0 or not found:
+                raise Unavailable(f"apt-get download {package} failed: {proc.stderr.strip()}")
+        return found[-1]
+
+
+def _deb_member(deb: Path, member: str) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
+    """Yield the data tarball of ``deb`` and the member whose path ends with ``member``."""
+    proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+            for info in tar:
+                if info.isfile() and info.name.endswith(member):
+                    yield tar, info
+    finally:
+        proc.stdout.close()
+        proc.wait()
+
+
+def source_tree(series: str) -> Path:
+    """Return the unpacked Debian ``linux-source-<series>`` tree (unpacked once)."""
+    root = cache_root()
+    tree = root / f"linux-source-{series}"
+    marker = root / f"linux-source-{series}.complete"
+    if marker.exists():
+        return tree
+    deb = _deb(f"linux-source-{series}")
+    with locked(f"tree-{series}"):
+        if marker.exists():
+            return tree
+        if tree.exists():
+            shutil.rmtree(tree)  # a run died mid-way; start over
+        with tempfile.TemporaryDirectory(dir=root, prefix=f".unpack-{series}-") as tmp:
+            _unpack_source(deb, f"./usr/src/linux-source-{series}.tar.xz", Path(tmp))
+            unpacked = Path(tmp) / f"linux-source-{series}"
+            if not (unpacked / "Makefile").is_file():
+                raise Unavailable(f"{deb.name} holds no linux-source-{series} tree")
+            unpacked.rename(tree)
+        marker.write_text(deb.name + "\n")
+    return tree
+
+
+def _unpack_source(deb: Path, member: str, dest: Path) -> None:
+    """Unpack the tarball ``member`` of ``deb`` into ``dest`` (dpkg-deb | tar | tar, streamed)."""
+    fsys = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    inner = subprocess.Popen(["tar", "-xOf", "-", member], stdin=fsys.stdout, stdout=subprocess.PIPE)
+    assert fsys.stdout is not None and inner.stdout is not None
+    fsys.stdout.close()  # so dpkg-deb sees SIGPIPE if tar stops early
+    outer = subprocess.run(["tar", "-xJf", "-", "-C", str(dest)], stdin=inner.stdout)
+    inner.stdout.close()
+    if (fsys.wait(), inner.wait(), outer.returncode) != (0, 0, 0):
+        raise Unavailable(f"could not unpack {member} from {deb.name}")
+
+
+def debian_configs(series: str) -> dict[str, Path]:
+    """Return flavour -> decompressed Debian amd64 config of ``series``."""
+    root = cache_root()
+    outdir = root / f"linux-config-{series}"
+    marker = root / f"linux-config-{series}.complete"
+    if not marker.exists():
+        deb = _deb(f"linux-config-{series}")
+        with locked(f"config-{series}"):
+            if not marker.exists():
+                outdir.mkdir(exist_ok=True)
+                for tar, info in _deb_member(deb, ".xz"):
+                    name = Path(info.name).name.removesuffix(".xz").removeprefix("config.")
+                    if name in FLAVOURS:
+                        data = lzma.decompress(tar.extractfile(info).read())  # type: ignore[union-attr]
+                        (outdir / f"{name}.config").write_bytes(data)
+                marker.write_text(deb.name + "\n")
+    configs = {flavour: outdir / f"{flavour}.config" for flavour in FLAVOURS}
+    missing = [f for f, p in configs.items() if not p.is_file()]
+    if missing:
+        raise Unavailable(f"linux-config-{series} lacks flavours {missing}")
+    return configs
+
+
+def ensure_build_tools() -> None:
+    """Make sure ``make`` can build the kernel's ``conf`` (flex, bison, a C compiler).
+
+    As root (CI) missing flex/bison are installed with apt-get, as the suite's own
+    setup; otherwise :class:`Unavailable` says what to install.
+    """
+    missing = [tool for tool in ("flex", "bison") if shutil.which(tool) is None]
+    if missing and os.geteuid() == 0 and shutil.which("apt-get"):
+        with locked("apt-get"):
+            install = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+                subprocess.run(["apt-get", "update"], env=env, capture_output=True)
+                subprocess.run(install, env=env, capture_output=True)
+        missing = [tool for tool in ("flex", "bison") if shutil.which(tool) is None]
+    missing += [tool for tool in ("make", "gcc") if shutil.which(tool) is None]
+    if missing:
+        raise Unavailable(f"the kernel's conf needs {', '.join(missing)}; install them")
+
+
+def oracle_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return ``base`` (default: this process's environment) without toolchain overrides."""
+    env = dict(os.environ if base is None else base)
+    for var in TOOLCHAIN_VARS:
+        env.pop(var, None)
+    return env
+
+
+def make_config(
+    tree: Path,
+    target: str,
+    input_config: Path | None = None,
+    *,
+    outdir: Path | None = None,
+    arch: str = ARCH,
+) -> Path:
+    """Run the kernel's ``make -s O=<outdir> ARCH=<arch> <target>``; return the written ``.config``.
+
+    ``target`` is a config target such as ``olddefconfig``, ``tinyconfig``,
+    ``defconfig`` or ``allnoconfig``. ``input_config`` is copied in as the
+    starting ``.config`` first. Reusing ``outdir`` keeps the built ``conf``
+    (a few seconds per build); by default a fresh directory under the cache
+    is used. The source tree itself is never written to.
+    """
+    ensure_build_tools()
+    if outdir is None:
+        tmproot = cache_root() / "tmp"
+        tmproot.mkdir(exist_ok=True)
+        outdir = Path(tempfile.mkdtemp(prefix="make-", dir=tmproot))
+    outdir.mkdir(parents=True, exist_ok=True)
+    config = outdir / ".config"
+    if input_config is not None:
+        shutil.copyfile(input_config, config)
+    else:
+        config.unlink(missing_ok=True)
+    proc = subprocess.run(
+        ["make", "-s", "-C", str(tree), f"O={outdir}", f"ARCH={arch}", target],
+        env=oracle_env(),
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"make {target} in {tree} failed:\n{proc.stdout}\n{proc.stderr}")
+    return config
+
+
+def read_assignments(config: Path) -> dict[str, str]:
+    """Return symbol -> value of a ``.config`` (``n`` for ``# CONFIG_X is not set``).
+
+    Comments and the header are ignored: two configs are the same configuration
+    when these dicts are equal.
+    """
+    values: dict[str, str] = {}
+    for line in config.read_text().splitlines():
+        if line.startswith("CONFIG_"):
+            name, _, value = line[len("CONFIG_"):].partition("=")
+            values[name] = value
+        elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
+            values[line[len("# CONFIG_"):-len(" is not set")]] = "n"
+    return values

@@ -134,7 +134,7 @@ def fix(driver, profile_files, kernel_dir, config, write, output, no_backup, fra
     tree = KconfigTree.load(location.tree, arch=plain.header_arch, allow_shell=not no_shell)
     source = tree.read(location.config)
     ctx = CheckContext(root=root, source=source, tree=location.tree, build_dir=location.build_dir, kernel_version=kver)
-    plan = make_plan(tree.kconf, profiles, ctx, include_recommended=include_recommended)
+    plan = make_plan(tree.kconf, profiles, ctx, include_recommended=include_recommended, read=tree.read)
 
     shown = str(location.config)
     if fmt == "json":

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +34,11 @@ from pysat.solvers import Solver
 
 from kcheck import engine
 from kcheck.fix.encode import FALSE, TRUE, Encoder, encode, modelled
-from kcheck.model import CheckContext, Finding, Severity, Status, SymbolState
+from kcheck.model import CheckContext, ConfigSource, Finding, Severity, Status, SymbolState
 from kcheck.profile import Profile, Requirement
 
-TRI = ("n", "m", "y")
+#: Reads a written ``.config`` back as a configuration source (see :func:`verify`).
+Reader = Callable[[Path], ConfigSource]
 #: How many replay disagreements are tolerated before giving up (each blocks one answer).
 MAX_REPLAYS = 25
 
@@ -326,48 +327,52 @@ def snapshot(kconf: kconfiglib.Kconfig) -> dict[str, str]:
 
 def config_text(kconf: kconfiglib.Kconfig) -> str:
     """The ``.config`` kconfiglib writes for the current state (``make olddefconfig``'s output)."""
+    header = f"#\n# Automatically generated file; DO NOT EDIT.\n# {kconf.mainmenu_text}\n#\n"
     fd, tmp = tempfile.mkstemp(prefix=".kcheck-plan-", suffix=".config")
     os.close(fd)
     try:
-        kconf.write_config(tmp, save_old=False)
+        kconf.write_config(tmp, header=header, save_old=False)
         return Path(tmp).read_text(encoding="utf-8")
     finally:
         os.unlink(tmp)
 
 
-def reload(kconf: kconfiglib.Kconfig, text: str) -> None:
-    """Load ``text`` as the configuration, as ``make olddefconfig`` would read the written file."""
-    fd, tmp = tempfile.mkstemp(prefix=".kcheck-plan-", suffix=".config")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        kconf.load_config(tmp, replace=True)
-    finally:
-        os.unlink(tmp)
+def plain_reader(kconf: kconfiglib.Kconfig) -> Reader:
+    """A reader over a bare kconfiglib tree: load the file into ``kconf``, view it as :class:`KconfSource`."""
+    def read(path: Path) -> ConfigSource:
+        kconf.load_config(str(path), replace=True)
+        return KconfSource(kconf, path)
+    return read
 
 
-def verify(plan: FixPlan, kconf: kconfiglib.Kconfig, ctx: CheckContext) -> None:
-    """Write the planned state, read it back, and keep it only if every wanted requirement holds."""
+def verify(plan: FixPlan, kconf: kconfiglib.Kconfig, ctx: CheckContext, read: Reader) -> None:
+    """Write the planned state, read it back as ``make olddefconfig`` would, and re-evaluate every requirement.
+
+    The plan keeps its ``config_text`` only when every wanted requirement holds
+    in what was read back; otherwise each failure becomes a conflict.
+    """
     text = config_text(kconf)
-    reload(kconf, text)
-    vctx = CheckContext(
-        root=ctx.root, source=KconfSource(kconf), tree=ctx.tree, build_dir=ctx.build_dir,
-        kernel_version=ctx.kernel_version, live=False, facts=dict(ctx.facts),
-    )
-    findings = [engine.evaluate_requirement(w.requirement, vctx, w.profile) for w in plan.wanted]
+    with tempfile.TemporaryDirectory(prefix="kcheck-verify-") as tmp:
+        path = Path(tmp) / ".config"
+        path.write_text(text, encoding="utf-8")
+        source = read(path)
+        vctx = CheckContext(
+            root=ctx.root, source=source, tree=ctx.tree, build_dir=ctx.build_dir,
+            kernel_version=ctx.kernel_version, live=False, facts=dict(ctx.facts),
+        )
+        findings = [engine.evaluate_requirement(w.requirement, vctx, w.profile) for w in plan.wanted]
     plan.findings = [f for f in findings if f is not None]
     failed = [f for f in plan.findings if f.status is not Status.OK]
-    if failed:
-        for f in failed:
-            plan.conflicts.append(Conflict(f"after the plan {f.check} is {f.actual}, not {f.expected} (a kcheck bug: please report it)", (f.check,)))
-        return
-    plan.config_text = text
+    for f in failed:
+        plan.conflicts.append(Conflict(f"after the plan {f.check} is {f.actual}, not {f.expected} (a kcheck bug: please report it)", (f.check,)))
+    if not failed:
+        plan.config_text = text
 
 
 def explain(plan: FixPlan, kconf: kconfiglib.Kconfig, before: dict[str, str], after: dict[str, str]) -> None:
     """Say why each change no requirement names is needed, and list what Kconfig changes by itself."""
-    named = {n for w in plan.wanted for n in w.requirement.names}
-    changed = {c.symbol for c in plan.changes}
+    named = list(dict.fromkeys(n for w in plan.wanted for n in w.requirement.names))
+    changed = [c.symbol for c in plan.changes]
     anchors = [n for n in dict.fromkeys([*named, *changed]) if n in kconf.syms]
     plan.changes = [
         c if c.symbol in named else Change(c.symbol, c.old, c.new, c.location, _why_needed(kconf, c, anchors), c.choice)
@@ -477,19 +482,23 @@ def make_plan(
     ctx: CheckContext,
     *,
     include_recommended: bool = False,
+    read: Reader | None = None,
 ) -> FixPlan:
     """The whole fix flow over a loaded ``kconf``: wanted -> solve -> replay -> verify -> explain.
 
     ``ctx.source`` must describe the configuration loaded in ``kconf`` (facts
-    such as the aufs provider are read from it). On return ``kconf`` holds the
-    planned configuration when the plan is ok.
+    such as the aufs provider are read from it). ``read`` turns a written
+    ``.config`` into a :class:`~kcheck.model.ConfigSource` over ``kconf`` for
+    the verification (``KconfigTree.read`` on a real tree; by default
+    :func:`plain_reader`). On return ``kconf`` holds the planned
+    configuration when the plan is ok.
     """
     goals = wanted(profiles, ctx, include_recommended=include_recommended)
     before = snapshot(kconf)
     plan = solve(kconf, goals, before)
     if plan.conflicts:
         return plan
-    verify(plan, kconf, ctx)
+    verify(plan, kconf, ctx, read or plain_reader(kconf))
     if plan.ok:
         explain(plan, kconf, before, snapshot(kconf))
     return plan

@@ -88,6 +88,22 @@ def write_outputs(plan: FixPlan, outputs: Outputs, profiles: list[str]) -> list[
     return done
 
 
+def plan_for_tree(tree, config: Path, profiles, *, root: Path = Path("/"), build_dir: Path | None = None,
+                  kernel_version: str | None = None, include_recommended: bool = False):
+    """Plan the fix of ``config`` on a loaded :class:`~kcheck.kconfig.KconfigTree`; return (plan, version).
+
+    The same steps the command takes, for callers that hold a parsed tree
+    (the tests and ``bench/fix_bench.py`` reuse one tree for many configs).
+    """
+    plain = dotconfig.load(config)
+    kver = version.detect(override=kernel_version, tree=tree.srctree, build_dir=build_dir,
+                          header_version=plain.header_version)
+    source = tree.read(config)
+    ctx = CheckContext(root=root, source=source, tree=tree.srctree, build_dir=build_dir, kernel_version=kver)
+    plan = make_plan(tree.kconf, profiles, ctx, include_recommended=include_recommended, read=tree.read)
+    return plan, kver
+
+
 @click.command(epilog=FIX_EPILOG)
 @click.option("--driver", "-d", required=True, metavar="DRIVER", help="Storage driver to fix the configuration for.")
 @click.option("--profile", "profile_files", multiple=True, type=path_option, metavar="FILE",
@@ -126,15 +142,12 @@ def fix(driver, profile_files, kernel_dir, config, write, output, no_backup, fra
     target = output if output is not None else (location.config if write else None)
     if target is not None and target.suffix == ".gz":
         raise InputError(f"{target} is compressed and not a kernel tree's .config; pass --output PATH for the fixed file")
-    plain = dotconfig.load(location.config)
-    kver = version.detect(override=kernel_version, tree=location.tree, build_dir=location.build_dir,
-                          header_version=plain.header_version)
     from kcheck.kconfig import KconfigTree  # the slow part: only once the inputs are known to be usable
 
+    plain = dotconfig.load(location.config)
     tree = KconfigTree.load(location.tree, arch=plain.header_arch, allow_shell=not no_shell)
-    source = tree.read(location.config)
-    ctx = CheckContext(root=root, source=source, tree=location.tree, build_dir=location.build_dir, kernel_version=kver)
-    plan = make_plan(tree.kconf, profiles, ctx, include_recommended=include_recommended, read=tree.read)
+    plan, kver = plan_for_tree(tree, location.config, profiles, root=root, build_dir=location.build_dir,
+                               kernel_version=kernel_version, include_recommended=include_recommended)
 
     shown = str(location.config)
     if fmt == "json":

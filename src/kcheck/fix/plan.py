@@ -212,26 +212,36 @@ def solve(kconf: kconfiglib.Kconfig, goals: Sequence[Wanted], before: dict[str, 
         return plan
 
     wcnf = WCNF()
-    for clause in enc.c.clauses:
-        wcnf.append(clause)
     for lit, _ in selectors:
         wcnf.append([lit])
     decisions = list(enc.model.decisions.values())
     choices = list(enc.model.choices.values())
-    # Tie-breaks, weaker than any change: keep MODULES as it is (turning it off would make
-    # every tristate built in), then prefer m to y for each tristate the plan sets.
+    # Tie-breaks, each weaker than all before it and all together weaker than one change:
+    # 1. disturb the fewest other values (so BTRFS_FS=m beats a test module that selects it);
+    # 2. keep MODULES as it is (turning it off would make every tristate built in);
+    # 3. prefer m to y for each tristate the plan sets.
+    c = enc.c
     prefer_m = [d for d in decisions if d.sym.orig_type is TRISTATE]
-    keep_modules = len(prefer_m) + 1
-    weight = keep_modules + len(prefer_m) + 1  # one change outweighs every tie-break together
+    cone = [s for s in enc.model.values if s.__class__ is Symbol and modelled(s)]
+    w_modules = len(prefer_m) + 1
+    w_disturb = w_modules + len(prefer_m) + 1
+    w_change = len(cone) * w_disturb + w_modules + len(prefer_m) + 1
     for d in decisions:
-        wcnf.append([-d.changed], weight=weight)
+        wcnf.append([-d.changed], weight=w_change)
     for ch in choices:
-        wcnf.append([-ch.changed], weight=weight)
+        wcnf.append([-ch.changed], weight=w_change)
+    for sym in cone:
+        a, b = enc.model.values[sym]
+        same = {0: -a, 1: c.and_(a, -b), 2: b}[sym.tri_value]
+        if same not in (TRUE, FALSE):
+            wcnf.append([same], weight=w_disturb)
     modules = enc.model.decisions.get(kconf.modules)
     if modules is not None:
-        wcnf.append([-modules.changed], weight=keep_modules)
+        wcnf.append([-modules.changed], weight=w_modules)
     for d in prefer_m:
         wcnf.append([-d.changed, -enc.model.values[d.sym][1]], weight=1)
+    for clause in c.clauses:  # last: the tie-breaks above added gates
+        wcnf.append(clause)
 
     replay = _Replay(kconf, before)
     with RC2(wcnf) as rc2:

@@ -37,6 +37,8 @@ from kcheck.fix.encode import FALSE, TRUE, Encoder, encode, modelled
 from kcheck.model import CheckContext, ConfigSource, Finding, Severity, Status, SymbolState
 from kcheck.profile import Profile, Requirement
 
+#: How a value reads when the ``.config`` does not mention the symbol at all.
+ABSENT = "(absent)"
 #: Reads a written ``.config`` back as a configuration source (see :func:`verify`).
 Reader = Callable[[Path], ConfigSource]
 #: How many replay disagreements are tolerated before giving up (each blocks one answer).
@@ -331,8 +333,8 @@ def _value(sym: Symbol) -> str:
 
 
 def snapshot(kconf: kconfiglib.Kconfig) -> dict[str, str]:
-    """Every defined symbol's current value (what a written ``.config`` would say)."""
-    return {sym.name: _value(sym) for sym in kconf.unique_defined_syms}
+    """Every symbol a written ``.config`` would mention, with its value (``n`` for "is not set")."""
+    return {sym.name: _value(sym) for sym in kconf.unique_defined_syms if sym.config_string}
 
 
 def config_text(kconf: kconfiglib.Kconfig) -> str:
@@ -388,10 +390,15 @@ def explain(plan: FixPlan, kconf: kconfiglib.Kconfig, before: dict[str, str], af
         c if c.symbol in named else Change(c.symbol, c.old, c.new, c.location, _why_needed(kconf, c, anchors), c.choice)
         for c in plan.changes
     ]
+    def unset(name: str) -> str:
+        # A bool/tristate the file does not mention is n; other types are simply absent.
+        return "n" if kconf.syms[name].orig_type in (BOOL, TRISTATE) else ABSENT
+
     plan.derived = [
-        Derived(name, before.get(name, "n"), value, _why_derived(kconf, kconf.syms[name], value))
-        for name, value in after.items()
-        if before.get(name, "n") != value and name not in changed
+        Derived(name, before.get(name, unset(name)), after.get(name, unset(name)),
+                _why_derived(kconf, kconf.syms[name], after.get(name, "n")))
+        for name in dict.fromkeys([*before, *after])
+        if before.get(name, unset(name)) != after.get(name, unset(name)) and name not in changed
     ]
 
 

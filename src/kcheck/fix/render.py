@@ -93,9 +93,11 @@ def fragment(plan: FixPlan, *, profiles: list[str]) -> str:
              "# or place in /etc/kernel/config.d/ for Gentoo's distribution kernels."]
     seen: set[str] = set()
     for c in plan.changes:
-        why = f"  # {c.why}" if c.why else ""
-        lines.append(_config_line(c.symbol, c.new) + why)
+        if c.why:
+            lines.append(f"# {c.why}")  # on its own line: Kconfig reads a trailing comment as part of the value
+        lines.append(_config_line(c.symbol, c.new))
         seen.add(c.symbol)
+    lines.append("# the requirements' own symbols, as planned:")
     for f in plan.findings:
         name = f.symbol or f.check
         if name not in seen and f.actual is not None:

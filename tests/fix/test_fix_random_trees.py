@@ -15,14 +15,20 @@ NAMES = [f"S{i}" for i in range(6)]
 
 @st.composite
 def trees(draw):
-    """A tree of up to 6 symbols; each may depend on, select or imply earlier ones only (no loops)."""
+    """A tree of up to 6 symbols (and maybe a bool choice); each may depend on, select or imply earlier ones only."""
     count = draw(st.integers(2, 6))
     blocks = ['config MODULES\n\tbool "modules"\n\toption modules\n']
+    members: list[str] = []
+    if draw(st.booleans()):
+        # A bool choice first, so later symbols may depend on its members.
+        members = ["C0", "C1"]
+        default = draw(st.sampled_from(["", "\tdefault C1\n"]))
+        blocks.append('choice\n\tprompt "pick"\n' + default + 'config C0\n\tbool "C0"\nconfig C1\n\tbool "C1"\nendchoice\n')
     for i in range(count):
         name = NAMES[i]
         kind = draw(st.sampled_from(["bool", "tristate"]))
         lines = [f"config {name}", f"\t{kind}" + (f' "{name}"' if draw(st.booleans()) or i == 0 else "")]
-        earlier = NAMES[:i]
+        earlier = members + NAMES[:i]
         if earlier and draw(st.booleans()):
             terms = draw(st.lists(st.sampled_from(earlier), min_size=1, max_size=2, unique=True))
             negate = draw(st.lists(st.booleans(), min_size=len(terms), max_size=len(terms)))
@@ -38,16 +44,19 @@ def trees(draw):
         if draw(st.booleans()):
             verb = draw(st.sampled_from(["select", "imply"]))
             extra.append((i, verb, draw(st.sampled_from(NAMES[:i]))))
+    offset = 2 if members else 1
     for i, verb, target in extra:
-        blocks[i + 1] += f"\t{verb} {target}\n"
+        blocks[i + offset] += f"\t{verb} {target}\n"
     config_lines = ["CONFIG_MODULES=y" if draw(st.booleans()) else "# CONFIG_MODULES is not set"]
+    if members and draw(st.booleans()):
+        config_lines.append(f"CONFIG_{draw(st.sampled_from(members))}=y")
     for name in NAMES[:count]:
         value = draw(st.sampled_from([None, "y", "m", "n"]))
         if value == "n":
             config_lines.append(f"# CONFIG_{name} is not set")
         elif value:
             config_lines.append(f"CONFIG_{name}={value}")
-    goals = draw(st.lists(st.tuples(st.sampled_from(NAMES[:count]), st.sampled_from(["y-or-m", "y", "m", "not-set"])),
+    goals = draw(st.lists(st.tuples(st.sampled_from(members + NAMES[:count]), st.sampled_from(["y-or-m", "y", "m", "not-set"])),
                           min_size=1, max_size=3, unique_by=lambda g: g[0]))
     return "\n".join(blocks), "\n".join(config_lines) + "\n", goals
 

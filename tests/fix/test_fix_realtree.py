@@ -1,4 +1,4 @@
-"""kcheck fix on Debian's real 6.1 tree, judged by the kernel's own ``make olddefconfig``.
+"""kcheck fix on Debian's real 6.1 and 6.12 trees, judged by the kernel's own ``make olddefconfig``.
 
 For each profile and each starting configuration (the tree's tinyconfig and
 defconfig, Debian's amd64 config with the driver's own symbols turned off):
@@ -43,13 +43,30 @@ def tree_6_1(linux_6_1):
 
 
 @pytest.fixture(scope="session")
-def starts(linux_6_1, make_config, debian_configs_6_1, tmp_path_factory):
-    """Starting configurations by name (the Debian one still has every symbol on)."""
+def tree_6_12(linux_6_12):
+    from kcheck.kconfig import KconfigTree
+
+    return KconfigTree.load(linux_6_12, arch="x86_64")
+
+
+def _starts(source, make_config, debian):
     return {
-        "tinyconfig": make_config(linux_6_1, "tinyconfig"),
-        "defconfig": make_config(linux_6_1, "defconfig"),
-        "debian": debian_configs_6_1["amd64_none_amd64"],
+        "tinyconfig": make_config(source, "tinyconfig"),
+        "defconfig": make_config(source, "defconfig"),
+        "debian": debian["amd64_none_amd64"],
     }
+
+
+@pytest.fixture(scope="session")
+def starts(linux_6_1, make_config, debian_configs_6_1):
+    """6.1's starting configurations by name (the Debian one still has every symbol on)."""
+    return _starts(linux_6_1, make_config, debian_configs_6_1)
+
+
+@pytest.fixture(scope="session")
+def starts_6_12(linux_6_12, make_config, debian_configs_6_12):
+    """6.12's starting configurations by name."""
+    return _starts(linux_6_12, make_config, debian_configs_6_12)
 
 
 def turned_off(config: Path, symbols, dest: Path) -> Path:
@@ -61,23 +78,28 @@ def turned_off(config: Path, symbols, dest: Path) -> Path:
     return dest
 
 
+@pytest.mark.parametrize("series", ["6.1", "6.12"])
 @pytest.mark.parametrize("start", ["tinyconfig", "defconfig", "debian"])
 @pytest.mark.parametrize("profile", sorted(CASES))
-def test_fix_survives_make_olddefconfig(profile, start, tree_6_1, starts, linux_6_1, make_config, tmp_path, record_property):
+def test_fix_survives_make_olddefconfig(profile, start, series, request, make_config, tmp_path, record_property):
+    suffix = series.replace(".", "_")
+    tree = request.getfixturevalue(f"tree_{suffix}")
+    source = request.getfixturevalue(f"linux_{suffix}")
+    base = request.getfixturevalue("starts" if series == "6.1" else "starts_6_12")[start]
     config = tmp_path / ".config"
     if start == "debian":
-        turned_off(starts[start], CASES[profile], config)
+        turned_off(base, CASES[profile], config)
     else:
-        shutil.copyfile(starts[start], config)
+        shutil.copyfile(base, config)
     profiles = select_profiles(None if profile == "docker" else profile)
-    plan, _ = plan_for_tree(tree_6_1, config, profiles)
+    plan, _ = plan_for_tree(tree, config, profiles)
     assert plan.ok, plan.conflicts
     assert plan.changes, "the starting configuration lacked something, so the plan cannot be empty"
     record_property("plan_size", len(plan.changes))
 
     written = tmp_path / "fixed.config"
     written.write_text(plan.config_text)
-    after = realkernel.read_assignments(make_config(linux_6_1, "olddefconfig", written))
+    after = realkernel.read_assignments(make_config(source, "olddefconfig", written))
     assert after == realkernel.read_assignments(written), "make olddefconfig changed what kcheck wrote"
 
     for w in plan.wanted:
@@ -87,7 +109,7 @@ def test_fix_survives_make_olddefconfig(profile, start, tree_6_1, starts, linux_
         else:
             assert any(satisfied(w.requirement.expect, v) for v in values), (w.requirement.symbol, values)
 
-    before = realkernel.read_assignments(make_config(linux_6_1, "olddefconfig", config))
+    before = realkernel.read_assignments(make_config(source, "olddefconfig", config))
     announced = {c.symbol for c in plan.changes} | {d.symbol for d in plan.derived}
     differs = {name for name in before.keys() | after.keys() if before.get(name, "n") != after.get(name, "n")}
     assert differs <= announced, sorted(differs - announced)[:20]

@@ -138,3 +138,14 @@ def test_config_without_tree_is_a_usage_error(config):
     result = CliRunner().invoke(main, ["fix", "-d", "btrfs", "-c", str(config)])
     assert result.exit_code == 2
     assert "--kernel-dir" in result.output
+
+
+def test_dependency_impossible_on_this_arch_is_a_conflict(linux_6_1, config, tmp_path):
+    profile = tmp_path / "pae.toml"
+    profile.write_text('name = "pae"\n[[group]]\nname = "Memory"\nseverity = "required"\n'
+                       'requirements = [{ symbol = "X86_PAE", reason = "36-bit physical addresses" }]\n')
+    before = config.read_bytes()
+    result = fix("-d", "overlay2", "--profile", profile, "-k", linux_6_1, "-c", config, "--write")
+    assert result.exit_code == 1
+    assert "cannot all hold" in result.output and "X86_PAE" in result.output and "X86_32" in result.output
+    assert config.read_bytes() == before

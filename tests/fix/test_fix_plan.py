@@ -237,3 +237,17 @@ def test_imply_trees_match_brute_force(tmp_path, config, goal):
     else:
         assert p.ok and len(p.changes) == best
         assert holds(kconf, [goal])
+
+
+def test_a_wrong_model_is_caught_by_the_replay_and_never_written(tmp_path, monkeypatch):
+    from kcheck.fix import encode, plan as planner
+
+    # Break the model: every prompt looks visible, so it believes DM_THIN_PROVISIONING alone suffices.
+    monkeypatch.setattr(encode.Encoder, "_prompt_vis", lambda self, sc: encode.const(2) if any(n.prompt for n in sc.nodes) else encode.const(0))
+    monkeypatch.setattr(planner, "MAX_REPLAYS", 5)
+    kconf = load(tmp_path, DM, "CONFIG_MODULES=y\n")
+    p = plan(kconf, [("DM_THIN_PROVISIONING", "y-or-m")])
+    # Every answer of the broken model disagrees with kconfiglib somewhere: refused, nothing to write.
+    assert not p.ok and p.config_text is None
+    assert "kcheck bug" in p.conflicts[0].message
+    assert all(kconf.syms[n].user_value is None for n in ("BLOCK", "MD", "BLK_DEV_DM", "DM_THIN_PROVISIONING"))

@@ -322,12 +322,14 @@ class Encoder:
         return mode
 
 
-def encode(kconf: kconfiglib.Kconfig, symbols) -> tuple[Encoder, dict[Symbol, Tri]]:
-    """Encode the cone of ``symbols``; return the encoder and each symbol's value literals."""
+def encode(kconf: kconfiglib.Kconfig, symbols) -> Encoder:
+    """Encode the dependency cone of ``symbols``; their literals are in ``encoder.model.values``."""
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20000))  # dependency chains in real trees run hundreds deep
     try:
         enc = Encoder(kconf)
-        return enc, {sym: enc.item(sym) for sym in symbols}
+        for sym in symbols:
+            enc.item(sym)
+        return enc
     finally:
         sys.setrecursionlimit(limit)

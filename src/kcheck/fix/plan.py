@@ -196,7 +196,7 @@ def solve(kconf: kconfiglib.Kconfig, goals: Sequence[Wanted], before: dict[str, 
     """
     plan = FixPlan(wanted=list(goals))
     wanted_syms = [s for g in goals for s in (_defined(kconf, n) for n in g.requirement.names) if s is not None and modelled(s)]
-    enc, _ = encode(kconf, wanted_syms)
+    enc = encode(kconf, wanted_syms)
     selectors: list[tuple[int, Wanted]] = []
     for goal in goals:
         lit, problem = _goal(enc, kconf, goal.requirement)
@@ -213,38 +213,10 @@ def solve(kconf: kconfiglib.Kconfig, goals: Sequence[Wanted], before: dict[str, 
         plan.conflicts.append(Conflict(f"these requirements cannot all hold in this tree: {described}", names))
         return plan
 
-    wcnf = WCNF()
-    for lit, _ in selectors:
-        wcnf.append([lit])
     decisions = list(enc.model.decisions.values())
     choices = list(enc.model.choices.values())
-    # Tie-breaks, each weaker than all before it and all together weaker than one change:
-    # 1. disturb the fewest other values (so BTRFS_FS=m beats a test module that selects it);
-    # 2. keep MODULES as it is (turning it off would make every tristate built in);
-    # 3. prefer m to y for each tristate the plan sets.
-    c = enc.c
-    prefer_m = [d for d in decisions if d.sym.orig_type is TRISTATE]
+    wcnf = _objective(enc, kconf, [lit for lit, _ in selectors])
     cone = [s for s in enc.model.values if s.__class__ is Symbol and modelled(s)]
-    w_modules = len(prefer_m) + 1
-    w_disturb = w_modules + len(prefer_m) + 1
-    w_change = len(cone) * w_disturb + w_modules + len(prefer_m) + 1
-    for d in decisions:
-        wcnf.append([-d.changed], weight=w_change)
-    for ch in choices:
-        wcnf.append([-ch.changed], weight=w_change)
-    for sym in cone:
-        a, b = enc.model.values[sym]
-        same = {0: -a, 1: c.and_(a, -b), 2: b}[sym.tri_value]
-        if same not in (TRUE, FALSE):
-            wcnf.append([same], weight=w_disturb)
-    modules = enc.model.decisions.get(kconf.modules)
-    if modules is not None:
-        wcnf.append([-modules.changed], weight=w_modules)
-    for d in prefer_m:
-        wcnf.append([-d.changed, -enc.model.values[d.sym][1]], weight=1)
-    for clause in c.clauses:  # last: the tie-breaks above added gates
-        wcnf.append(clause)
-
     replay = _Replay(kconf, before)
     with RC2(wcnf) as rc2:
         for _ in range(MAX_REPLAYS):
@@ -259,16 +231,65 @@ def solve(kconf: kconfiglib.Kconfig, goals: Sequence[Wanted], before: dict[str, 
             picked = [(d.sym, _tri(d.new, true)) for d in decisions if true(d.changed)]
             picked += [(next(s for s, lit in ch.picks.items() if true(lit)), 2) for ch in choices if true(ch.changed)]
             changes = replay.apply(picked)
-            modelled_syms = [s for s in enc.model.values if s.__class__ is Symbol and modelled(s)]
-            if all(_tri(enc.model.values[s], true) == s.tri_value for s in modelled_syms):
+            if all(_tri(enc.model.values[s], true) == s.tri_value for s in cone):
                 plan.changes = changes
                 return plan
             # kconfiglib disagrees with the model on this answer: rule it out and ask again.
-            rc2.add_clause([-d.changed if true(d.changed) else d.changed for d in decisions] +
-                           [-ch.changed if true(ch.changed) else ch.changed for ch in choices])
+            rc2.add_clause(_blocking(decisions, choices, true))
     replay.reset()
     plan.conflicts.append(Conflict("no plan kconfiglib agrees with was found (a kcheck bug: please report it)", ()))
     return plan
+
+
+def _blocking(decisions, choices, true) -> list[int]:
+    """A clause that rules out exactly this answer (the same changes to the same values)."""
+    clause: list[int] = []
+    for d in decisions:
+        if true(d.changed):
+            clause += [-d.changed, *(-x if true(x) else x for x in dict.fromkeys(d.new))]
+        else:
+            clause.append(d.changed)
+    for ch in choices:
+        if true(ch.changed):
+            clause += [-ch.changed, *(-x for x in ch.picks.values() if true(x))]
+        else:
+            clause.append(ch.changed)
+    return clause
+
+
+def _objective(enc: Encoder, kconf: kconfiglib.Kconfig, goals: Sequence[int]) -> WCNF:
+    """The weighted problem: the circuit and ``goals`` hard, one soft clause per possible change.
+
+    Tie-breaks, each weaker than all before it and all together weaker than one change:
+    1. disturb the fewest other values (so BTRFS_FS=m beats a test module that selects it);
+    2. keep MODULES as it is (turning it off would make every tristate built in);
+    3. prefer m to y for each tristate the plan sets.
+    """
+    c = enc.c
+    wcnf = WCNF()
+    for lit in goals:
+        wcnf.append([lit])
+    decisions = list(enc.model.decisions.values())
+    prefer_m = [d for d in decisions if d.sym.orig_type is TRISTATE]
+    cone = [s for s in enc.model.values if s.__class__ is Symbol and modelled(s)]
+    w_modules = len(prefer_m) + 1
+    w_disturb = w_modules + len(prefer_m) + 1
+    w_change = len(cone) * w_disturb + w_modules + len(prefer_m) + 1
+    for changed in [d.changed for d in decisions] + [ch.changed for ch in enc.model.choices.values()]:
+        wcnf.append([-changed], weight=w_change)
+    for sym in cone:
+        a, b = enc.model.values[sym]
+        same = {0: -a, 1: c.and_(a, -b), 2: b}[sym.tri_value]
+        if same not in (TRUE, FALSE):
+            wcnf.append([same], weight=w_disturb)
+    modules = enc.model.decisions.get(kconf.modules)
+    if modules is not None:
+        wcnf.append([-modules.changed], weight=w_modules)
+    for d in prefer_m:
+        wcnf.append([-d.changed, -enc.model.values[d.sym][1]], weight=1)
+    for clause in c.clauses:  # last: the tie-breaks above added gates
+        wcnf.append(clause)
+    return wcnf
 
 
 def _tri(pair, true) -> int:

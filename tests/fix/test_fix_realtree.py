@@ -21,7 +21,6 @@ import realkernel
 from kcheck.check import select_profiles
 from kcheck.engine import satisfied
 from kcheck.fix.cli import plan_for_tree
-from kcheck.fix.plan import snapshot
 
 pytestmark = [pytest.mark.realtree, pytest.mark.slow]
 

@@ -223,11 +223,7 @@ def solve(kconf: kconfiglib.Kconfig, goals: Sequence[Wanted], before: dict[str, 
             model = rc2.compute()
             if model is None:
                 break
-            truth = set(lit for lit in model if lit > 0)
-
-            def true(lit: int) -> bool:
-                return lit == TRUE or (lit != FALSE and ((lit in truth) if lit > 0 else (-lit not in truth)))
-
+            true = _reader(model)
             picked = [(d.sym, _tri(d.new, true)) for d in decisions if true(d.changed)]
             picked += [(next(s for s, lit in ch.picks.items() if true(lit)), 2) for ch in choices if true(ch.changed)]
             changes = replay.apply(picked)
@@ -239,6 +235,16 @@ def solve(kconf: kconfiglib.Kconfig, goals: Sequence[Wanted], before: dict[str, 
     replay.reset()
     plan.conflicts.append(Conflict("no plan kconfiglib agrees with was found (a kcheck bug: please report it)", ()))
     return plan
+
+
+def _reader(model: Sequence[int]) -> Callable[[int], bool]:
+    """Whether a literal is true in a solver's ``model`` (constants included)."""
+    truth = {lit for lit in model if lit > 0}
+
+    def true(lit: int) -> bool:
+        return lit == TRUE or (lit != FALSE and ((lit in truth) if lit > 0 else (-lit not in truth)))
+
+    return true
 
 
 def _blocking(decisions, choices, true) -> list[int]:

@@ -66,4 +66,17 @@ def make_config(tmp_path_factory) -> Callable[..., Path]:
         shutil.copyfile(written, copy)
         return copy
 
+    run.outdirs = outdirs  # type: ignore[attr-defined]
     return run
+
+
+@pytest.fixture(scope="session")
+def kernel_conf(linux_6_12, make_config) -> Path:
+    """The kernel's own ``conf`` program, built from the 6.12 tree (knows the bare ``modules``).
+
+    Run it on a small Kconfig tree as ``srctree=<dir> conf --olddefconfig Kconfig``
+    with ``KCONFIG_CONFIG`` naming the ``.config``.
+    """
+    make_config(linux_6_12, "allnoconfig")
+    outdir = next(d for t, d in make_config.outdirs.items() if t == linux_6_12)
+    return outdir / "scripts" / "kconfig" / "conf"

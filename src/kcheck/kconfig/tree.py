@@ -169,7 +169,7 @@ class KconfigTree:
             if kconf is None:
                 kconf = _parse(srctree, allow_shell)
                 if use_cache:
-                    cache.store(entry, kconf, env)
+                    cache.store_in_background(entry, kconf, env)
         return cls(srctree, env["ARCH"], env, kconf, allow_shell=allow_shell,
                    from_cache=from_cache)
 

@@ -11,7 +11,9 @@ import importlib
 import click
 
 #: name -> "module:attribute" of each subcommand's click command.
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "explain": "kcheck.kconfig.explain:explain",
+}
 
 
 class LazyGroup(click.Group):

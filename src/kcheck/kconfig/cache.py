@@ -175,6 +175,11 @@ def store_in_background(path: Path, kconf: kconfiglib.Kconfig, env: Mapping[str,
     if pid == 0:  # the child: write, then leave without running the parent's cleanup
         ok = False
         try:
+            # Let go of the parent's stdin/stdout/stderr: whoever reads kcheck's output
+            # (a pipe, `$(kcheck ...)`) must not wait for the cache writer.
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
             ok = store(path, kconf, env)
         finally:
             os._exit(0 if ok else 1)

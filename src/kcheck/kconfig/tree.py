@@ -18,6 +18,7 @@ define is dropped.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -227,6 +228,9 @@ def _parse(srctree: Path, allow_shell: bool):
     finally:
         kconfiglib._shell_fn = saved_shell
     kconf._readline = None  # a closed file's method; nothing to keep or pickle
+    # The parse lives as long as the process: keep the collector from walking its
+    # ~300k objects again and again (and from tearing them down one by one at exit).
+    gc.freeze()
     kconf.warn_assign_undef = False
     kconf.warn_assign_override = False
     kconf.warn_assign_redun = False

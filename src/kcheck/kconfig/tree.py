@@ -52,11 +52,6 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _no_shell(kconf, _name, command):
-    """``$(shell,...)`` when running commands is not allowed: every probe answers "n"."""
-    return "n"
-
-
 def read_assignments(path: Path) -> dict[str, tuple[str, int]]:
     """Return symbol -> (value as written, 1-based line) of a ``.config`` (last one wins)."""
     values: dict[str, tuple[str, int]] = {}
@@ -211,11 +206,8 @@ class KconfigTree:
 
 def _parse(srctree: Path, allow_shell: bool):
     """Parse ``srctree``'s Kconfig with the compat layer; errors name file and line."""
-    saved_shell = kconfiglib._shell_fn
-    if not allow_shell:
-        kconfiglib._shell_fn = _no_shell  # picked up by Kconfig's table of functions
     try:
-        kconf = CompatKconfig("Kconfig", warn_to_stderr=False)
+        kconf = CompatKconfig("Kconfig", warn_to_stderr=False, allow_shell=allow_shell)
     except kconfiglib.KconfigError as exc:
         message = " ".join(str(exc).split())
         raise KcheckError(
@@ -225,8 +217,6 @@ def _parse(srctree: Path, allow_shell: bool):
         raise KcheckError(
             f"{exc.filename or srctree}: cannot read a Kconfig file ({exc.strerror})"
         ) from None
-    finally:
-        kconfiglib._shell_fn = saved_shell
     kconf._readline = None  # a closed file's method; nothing to keep or pickle
     # The parse lives as long as the process: keep the collector from walking its
     # ~300k objects again and again (and from tearing them down one by one at exit).

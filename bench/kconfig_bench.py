@@ -95,14 +95,25 @@ def bench_series(series: str, runs: int) -> dict:
     }
 
 
+def cpu_model() -> str:
+    """Return the CPU model name from /proc/cpuinfo (or the machine type)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--series", nargs="+", default=list(realkernel.SERIES))
     args = parser.parse_args()
-    print(f"# {platform.node()}: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+    print(f"# {platform.node()}: {os.cpu_count()} CPUs ({cpu_model()}), "
           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M %Z')}, "
-          f"median of {args.runs} runs")
+          f"median of {args.runs} runs, load average {os.getloadavg()[0]:.1f} at start")
     print("| tree | make olddefconfig | kcheck cold | cold/make | kcheck warm | warm/make "
           "| peak RSS make / cold / warm |")
     print("|---|---|---|---|---|---|---|")
@@ -112,6 +123,7 @@ def main() -> None:
         print(f"| Debian {series} amd64 | {make_t:.2f} s | {cold_t:.2f} s | {cold_t / make_t:.2f}x "
               f"| {warm_t:.2f} s | {warm_t / make_t:.2f}x "
               f"| {r['make'][1]} / {r['cold'][1]} / {r['warm'][1]} MiB |", flush=True)
+    print(f"# load average {os.getloadavg()[0]:.1f} at the end (other work on the machine skews wall times)")
 
 
 if __name__ == "__main__":

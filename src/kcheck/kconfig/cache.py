@@ -89,7 +89,7 @@ def _still_valid(stored: dict, srctree: str, env: Mapping[str, str]) -> bool:
 
 
 def _deep(fn, *args):
-    """Run ``fn`` where deep recursion is safe: (un)pickling walks long menu-node chains."""
+    """Run ``fn`` where deep recursion is safe: pickling recurses along long menu-node chains."""
     result: list = []
     error: list = []
 
@@ -124,17 +124,77 @@ def load(path: Path, srctree: str, env: Mapping[str, str]) -> kconfiglib.Kconfig
             if not isinstance(stored, dict) or not _still_valid(stored, srctree, env):
                 return None
             gc_was_enabled = gc.isenabled()
-            gc.disable()  # unpickling 100k small objects: the collector only slows it down
+            gc.disable()  # unpickling 300k small objects: the collector only slows it down
             try:
-                kconf = _deep(pickle.load, fh)
+                kconf = pickle.load(fh)  # the unpickler is iterative: no deep recursion here
             finally:
                 if gc_was_enabled:
+                    # The parse lives as long as the process: keep later collections off it.
+                    gc.freeze()
                     gc.enable()
     except FileNotFoundError:
         return None
     except Exception:  # noqa: BLE001 - any damage to a cache file means "rebuild it"
         return None
     return kconf if isinstance(kconf, kconfiglib.Kconfig) else None
+
+
+def _share_empty(kconf: kconfiglib.Kconfig) -> None:
+    """Make all empty property lists/sets one shared object each (a third fewer objects to unpickle).
+
+    After parsing, kconfiglib only reads these containers; nothing appends to them.
+    """
+    empty_list: list = []
+    empty_set: set = set()
+    items = [*kconf.unique_defined_syms, *kconf.unique_choices, *kconf.menus, *kconf.comments]
+    items += [node for sc in (*kconf.unique_defined_syms, *kconf.unique_choices) for node in sc.nodes]
+    for item in items:
+        for cls in type(item).__mro__:
+            for slot in getattr(cls, "__slots__", ()):
+                value = getattr(item, slot, None)
+                if value.__class__ is list and not value:
+                    setattr(item, slot, empty_list)
+                elif value.__class__ is set and not value:
+                    setattr(item, slot, empty_set)
+
+
+_pending: list[int] = []
+
+
+def store_in_background(path: Path, kconf: kconfiglib.Kconfig, env: Mapping[str, str]) -> None:
+    """Write the cache entry from a forked child, so the first run does not wait ~1 s for it.
+
+    The child has its own copy of the parse; the caller goes on at once. Where
+    ``fork`` is unavailable the entry is written in the foreground.
+    """
+    reap()
+    if not hasattr(os, "fork"):
+        store(path, kconf, env)
+        return
+    pid = os.fork()
+    if pid == 0:  # the child: write, then leave without running the parent's cleanup
+        ok = False
+        try:
+            # Let go of the parent's stdin/stdout/stderr: whoever reads kcheck's output
+            # (a pipe, `$(kcheck ...)`) must not wait for the cache writer.
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            ok = store(path, kconf, env)
+        finally:
+            os._exit(0 if ok else 1)
+    _pending.append(pid)
+
+
+def reap(*, wait: bool = False) -> None:
+    """Collect finished background writers (all of them, waiting, with ``wait=True``)."""
+    for pid in list(_pending):
+        try:
+            done, _ = os.waitpid(pid, 0 if wait else os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _pending.remove(pid)
 
 
 def store(path: Path, kconf: kconfiglib.Kconfig, env: Mapping[str, str]) -> bool:
@@ -149,6 +209,7 @@ def store(path: Path, kconf: kconfiglib.Kconfig, env: Mapping[str, str]) -> bool
     except OSError:
         return False
     try:
+        _share_empty(kconf)
         with os.fdopen(fd, "wb") as fh:
             pickle.dump(stamp(kconf, env), fh, protocol=pickle.HIGHEST_PROTOCOL)
             _deep(pickle.dump, kconf, fh, pickle.HIGHEST_PROTOCOL)

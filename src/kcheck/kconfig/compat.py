@@ -34,6 +34,8 @@ import re
 
 import kconfiglib
 
+from kcheck.kconfig import probes
+
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 _HELP_WORDS = ("help", "---help---")
 _DEPENDS_IF = re.compile(r"^\s*depends\s+on\b.*\bif\b", re.M)
@@ -324,6 +326,51 @@ def _split_if(rest: str) -> tuple[str, str] | None:
     return " ".join(tokens[:at]), " ".join(tokens[at + 1 :])
 
 
+class HelpText:
+    """Tracks help blocks line by line, with kconfiglib's rule.
+
+    A help text starts after ``help``; its first non-blank line sets the
+    indentation, and it ends at the first non-blank line indented less
+    (a first line without indentation means an empty help text).
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+        self.indent: int | None = None
+
+    def start(self) -> None:
+        """A ``help`` line was seen: the following lines may be help text."""
+        self.active, self.indent = True, None
+
+    def holds(self, line: str) -> bool:
+        """True when ``line`` (the next physical line) belongs to a help text."""
+        if not self.active:
+            return False
+        if line.isspace():
+            return True
+        indent = _indent(line)
+        if self.indent is None:
+            self.indent = indent
+        if indent and indent >= self.indent:
+            return True
+        self.active = False
+        return False
+
+
+def code_lines(text: str) -> list[str]:
+    """Return the lines of a Kconfig file that are not help text."""
+    help_text = HelpText()
+    out = []
+    for line in text.splitlines():
+        if help_text.holds(line + "\n"):
+            continue
+        out.append(line)
+        words = line.split()
+        if words and words[0] in _HELP_WORDS:
+            help_text.start()
+    return out
+
+
 class Rewriter:
     """Rewrites one Kconfig file's text; remembers which symbols are transitional."""
 
@@ -337,25 +384,15 @@ class Rewriter:
             return text  # the common case: nothing to do, skip the line scan
         out: list[str] = []
         lines = text.splitlines(keepends=True)
-        in_help = False
-        help_indent: int | None = None
+        help_text = HelpText()
         current: str | None = None
         i = 0
         while i < len(lines):
             line = lines[i]
-            if in_help:
-                if line.isspace():
-                    out.append(line)
-                    i += 1
-                    continue
-                indent = _indent(line)
-                if help_indent is None:
-                    help_indent = indent
-                if indent and indent >= help_indent:
-                    out.append(line)
-                    i += 1
-                    continue
-                in_help = False
+            if help_text.holds(line):
+                out.append(line)
+                i += 1
+                continue
             # Join continuation lines the way kconfiglib does, then keep the line count.
             span = 1
             logical = line
@@ -368,7 +405,7 @@ class Rewriter:
             if first in ("config", "menuconfig") and len(words) > 1:
                 current = words[1]
             elif first in _HELP_WORDS:
-                in_help, help_indent = True, None
+                help_text.start()
             elif first == "modules" and len(words) == 1:
                 new = logical.replace("modules", "option modules", 1)
             elif first == "transitional" and len(words) == 1:
@@ -399,15 +436,28 @@ class Rewriter:
 
 
 class CompatKconfig(kconfiglib.Kconfig):
-    """``kconfiglib.Kconfig`` that parses Linux 5.13+ Kconfig files (see module docs)."""
+    """``kconfiglib.Kconfig`` that parses Linux 5.13+ Kconfig files (see module docs).
 
-    def __init__(self, *args, **kwargs) -> None:
+    ``allow_shell=False`` parses without running ``$(shell,...)`` (each probe
+    answers "n", see :func:`kcheck.kconfig.probes.no_shell`); otherwise the
+    probes run on a thread pool ahead of the parse (:mod:`kcheck.kconfig.probes`).
+    """
+
+    def __init__(self, *args, allow_shell: bool = True, **kwargs) -> None:
         self._compat_rewriter = Rewriter()
         self._compat_parsing = True
+        self._probe_runner = probes.ProbeRunner() if allow_shell else None
+        saved_shell = kconfiglib._shell_fn
+        # Kconfig's table of preprocessor functions picks this up while it initialises.
+        kconfiglib._shell_fn = probes.shell if allow_shell else probes.no_shell
         try:
             super().__init__(*args, **kwargs)
         finally:
+            kconfiglib._shell_fn = saved_shell
             self._compat_parsing = False
+            if self._probe_runner is not None:
+                self._probe_runner.close()
+            self._probe_runner = None
         #: Names of the symbols declared ``transitional``.
         self.transitional_names = frozenset(self._compat_rewriter.transitional)
         del self._compat_rewriter
@@ -415,6 +465,8 @@ class CompatKconfig(kconfiglib.Kconfig):
     def _open(self, filename, mode):
         if mode == "r" and getattr(self, "_compat_parsing", False):
             with open(filename, encoding=self._encoding) as fh:
-                text = fh.read()
-            return io.StringIO(self._compat_rewriter.rewrite(text, filename))
+                text = self._compat_rewriter.rewrite(fh.read(), filename)
+            if self._probe_runner is not None and "$(" in text:
+                self._probe_runner.prefetch(self, code_lines(text))
+            return io.StringIO(text)
         return super()._open(filename, mode)

@@ -137,7 +137,7 @@ def _version_text(command: str, env: Mapping[str, str], c_locale: bool) -> str:
     return lines[0].replace("#", "") if lines else ""
 
 
-def toolchain(environ: Mapping[str, str], src_arch: str) -> dict[str, str]:
+def toolchain(environ: Mapping[str, str]) -> dict[str, str]:
     """Return the tool variables the Makefile sets (before user overrides)."""
     llvm = environ.get("LLVM", "")
     cross = environ.get("CROSS_COMPILE", "")
@@ -210,7 +210,7 @@ def kconfig_env(
         "KERNELVERSION": kernel_version(srctree),
         "CROSS_COMPILE": environ.get("CROSS_COMPILE", ""),
     }
-    derived |= toolchain(environ, src_arch)
+    derived |= toolchain(environ)
     merged = {**derived, **{k: v for k, v in environ.items() if k in derived and v}}
     if arch:
         merged["ARCH"], merged["SRCARCH"] = the_arch, src_arch  # an explicit arch always wins

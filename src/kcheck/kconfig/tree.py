@@ -18,6 +18,7 @@ define is dropped.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -49,11 +50,6 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def _no_shell(kconf, _name, command):
-    """``$(shell,...)`` when running commands is not allowed: every probe answers "n"."""
-    return "n"
 
 
 def read_assignments(path: Path) -> dict[str, tuple[str, int]]:
@@ -169,7 +165,7 @@ class KconfigTree:
             if kconf is None:
                 kconf = _parse(srctree, allow_shell)
                 if use_cache:
-                    cache.store(entry, kconf, env)
+                    cache.store_in_background(entry, kconf, env)
         return cls(srctree, env["ARCH"], env, kconf, allow_shell=allow_shell,
                    from_cache=from_cache)
 
@@ -210,11 +206,8 @@ class KconfigTree:
 
 def _parse(srctree: Path, allow_shell: bool):
     """Parse ``srctree``'s Kconfig with the compat layer; errors name file and line."""
-    saved_shell = kconfiglib._shell_fn
-    if not allow_shell:
-        kconfiglib._shell_fn = _no_shell  # picked up by Kconfig's table of functions
     try:
-        kconf = CompatKconfig("Kconfig", warn_to_stderr=False)
+        kconf = CompatKconfig("Kconfig", warn_to_stderr=False, allow_shell=allow_shell)
     except kconfiglib.KconfigError as exc:
         message = " ".join(str(exc).split())
         raise KcheckError(
@@ -224,9 +217,10 @@ def _parse(srctree: Path, allow_shell: bool):
         raise KcheckError(
             f"{exc.filename or srctree}: cannot read a Kconfig file ({exc.strerror})"
         ) from None
-    finally:
-        kconfiglib._shell_fn = saved_shell
     kconf._readline = None  # a closed file's method; nothing to keep or pickle
+    # The parse lives as long as the process: keep the collector from walking its
+    # ~300k objects again and again (and from tearing them down one by one at exit).
+    gc.freeze()
     kconf.warn_assign_undef = False
     kconf.warn_assign_override = False
     kconf.warn_assign_redun = False

@@ -25,15 +25,24 @@ from kcheck.profile import parse
 Goal = tuple[str, str]
 
 
-def load(tmp: Path, kconfig: str, config: str = "") -> kconfiglib.Kconfig:
-    """Parse ``kconfig`` (written under ``tmp``) and load ``config`` as the user's .config."""
+def load(tmp: Path, kconfig: str, config: str = "", *, kernel_rules: bool = False) -> kconfiglib.Kconfig:
+    """Parse ``kconfig`` (written under ``tmp``) and load ``config`` as the user's .config.
+
+    ``kernel_rules`` parses with kcheck's Kconfig layer (Linux 6.x syntax and
+    ``imply`` rule, as the kernel's own ``conf`` has them) instead of plain kconfiglib.
+    """
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "Kconfig").write_text(kconfig)
     (tmp / ".config").write_text(config)
     cwd = os.getcwd()
     os.chdir(tmp)
     try:
-        kconf = kconfiglib.Kconfig("Kconfig", warn=False)
+        if kernel_rules:
+            from kcheck.kconfig.compat import CompatKconfig
+
+            kconf = CompatKconfig("Kconfig", warn=False, allow_shell=False)
+        else:
+            kconf = kconfiglib.Kconfig("Kconfig", warn=False)
     finally:
         os.chdir(cwd)
     kconf.load_config(str(tmp / ".config"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
 
 import kconfiglib
 from hypothesis import HealthCheck, assume, given, settings
@@ -14,10 +15,10 @@ NAMES = [f"S{i}" for i in range(6)]
 
 
 @st.composite
-def trees(draw):
+def trees(draw, modules_line: str = "option modules"):
     """A tree of up to 6 symbols (and maybe a bool choice); each may depend on, select or imply earlier ones only."""
     count = draw(st.integers(2, 6))
-    blocks = ['config MODULES\n\tbool "modules"\n\toption modules\n']
+    blocks = [f'config MODULES\n\tbool "modules"\n\t{modules_line}\n']
     members: list[str] = []
     if draw(st.booleans()):
         # A bool choice first, so later symbols may depend on its members.
@@ -81,6 +82,38 @@ def test_random_tree_plans_are_verified_minimal_and_never_wrong(tmp_path, case):
         return
     assert p.ok, f"no plan although {best} changes suffice: {p.conflicts}"
     assert len(p.changes) == best
+    assert p.rejected == 0, "the model disagreed with kconfiglib"
     # What would be written, read back as make olddefconfig would, keeps every goal.
     check = load(where / "c", kconfig, p.config_text)
     assert holds(check, goals)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(trees(modules_line="modules"))
+def test_random_tree_plans_hold_under_the_kernels_own_conf(tmp_path, kernel_conf, case):
+    """Same trees with Linux 6.x rules (kcheck's Kconfig layer), judged by the kernel's ``conf``."""
+    import realkernel
+
+    kconfig, config, goals = case
+    where = tmp_path / str(next(_counter))
+    try:
+        kconf = load(where / "a", kconfig, config, kernel_rules=True)
+    except kconfiglib.KconfigError:
+        assume(False)
+    p = plan(kconf, goals)
+    best = brute_minimum(load(where / "b", kconfig, config, kernel_rules=True), goals)
+    if best is None:
+        assert not p.ok and p.config_text is None
+        return
+    assert p.ok and len(p.changes) == best
+    assert p.rejected == 0, "the model disagreed with the Kconfig layer"
+    written = where / "a" / "fixed.config"
+    written.write_text(p.config_text)
+    out = written.with_name("fixed.config.conf-out")
+    out.write_text(p.config_text)
+    env = dict(realkernel.oracle_env(), srctree=str(where / "a"), KCONFIG_CONFIG=str(out))
+    proc = subprocess.run([str(kernel_conf), "--olddefconfig", "Kconfig"], cwd=where / "a", env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert realkernel.read_assignments(out) == realkernel.read_assignments(written), "conf changed the plan's file"
+    assert holds(load(where / "c", kconfig, p.config_text, kernel_rules=True), goals)

@@ -34,20 +34,6 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="session")
-def tree_6_1(linux_6_1):
-    from kcheck.kconfig import KconfigTree
-
-    return KconfigTree.load(linux_6_1, arch="x86_64")
-
-
-@pytest.fixture(scope="session")
-def tree_6_12(linux_6_12):
-    from kcheck.kconfig import KconfigTree
-
-    return KconfigTree.load(linux_6_12, arch="x86_64")
-
-
 def _starts(source, make_config, debian):
     return {
         "tinyconfig": make_config(source, "tinyconfig"),
@@ -82,7 +68,7 @@ def turned_off(config: Path, symbols, dest: Path) -> Path:
 @pytest.mark.parametrize("profile", sorted(CASES))
 def test_fix_survives_make_olddefconfig(profile, start, series, request, make_config, tmp_path, record_property):
     suffix = series.replace(".", "_")
-    tree = request.getfixturevalue(f"tree_{suffix}")
+    tree = request.getfixturevalue(f"kconfig_{suffix}")
     source = request.getfixturevalue(f"linux_{suffix}")
     base = request.getfixturevalue("starts" if series == "6.1" else "starts_6_12")[start]
     config = tmp_path / ".config"
@@ -94,6 +80,7 @@ def test_fix_survives_make_olddefconfig(profile, start, series, request, make_co
     plan, _ = plan_for_tree(tree, config, profiles)
     assert plan.ok, plan.conflicts
     assert plan.changes, "the starting configuration lacked something, so the plan cannot be empty"
+    assert plan.rejected == 0, "the model disagreed with the Kconfig layer on this tree"
     record_property("plan_size", len(plan.changes))
 
     written = tmp_path / "fixed.config"
@@ -180,11 +167,11 @@ def test_aufs_is_fixable_on_aufs_sources(aufs_tree, starts, tmp_path):
     assert "CONFIG_AUFS_FS=" in plan.config_text
 
 
-def test_aufs_is_refused_on_a_plain_tree_with_the_reason(tree_6_1, starts, tmp_path):
+def test_aufs_is_refused_on_a_plain_tree_with_the_reason(kconfig_6_1, starts, tmp_path):
     config = tmp_path / ".config"
     shutil.copyfile(starts["defconfig"], config)
     before = config.read_bytes()
-    plan, _ = plan_for_tree(tree_6_1, config, select_profiles("aufs"))
+    plan, _ = plan_for_tree(kconfig_6_1, config, select_profiles("aufs"))
     assert not plan.ok and plan.config_text is None
     message = plan.conflicts[0].message
     assert "AUFS_FS does not exist in this tree" in message

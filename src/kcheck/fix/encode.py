@@ -23,6 +23,10 @@ Deliberate limits (the replay in :mod:`kcheck.fix.plan` catches any case
 where they matter): int/hex/string symbols are taken at their current
 values, and so are relations other than ``=`` / ``!=`` between tristates;
 the mode (y or m) of a choice and its members' m-mode values are kept.
+
+A tree read through kcheck's Kconfig layer (:class:`kcheck.kconfig.compat.CompatKconfig`)
+evaluates with Linux 6.x's ``imply`` rule; the encoding follows whichever rule the tree's
+Kconfig object uses.
 """
 
 from __future__ import annotations
@@ -136,28 +140,24 @@ class Model:
     choices: dict[Choice, ChoiceDecision] = field(default_factory=dict)
 
 
-def _kernel_symbol_class():
-    """kcheck's Kconfig layer's symbol class with Linux 6.x's ``imply`` rules, when present."""
+def kernel_rules(kconf: kconfiglib.Kconfig) -> bool:
+    """Whether ``kconf`` evaluates with Linux 6.x's ``imply`` rule (kcheck's Kconfig layer does)."""
     try:
-        from kcheck.kconfig.compat import KernelSymbol
-    except ImportError:
-        return None
-    return KernelSymbol
-
-
-#: Symbols of this class follow the kernel's current ``imply`` rule (see :meth:`Encoder._symbol`).
-KERNEL_SYMBOL = _kernel_symbol_class()
+        from kcheck.kconfig.compat import CompatKconfig
+    except ImportError:  # pragma: no cover - the layer ships with kcheck
+        return False
+    return kconf.__class__ is CompatKconfig
 
 
 def modelled(sym: Symbol) -> bool:
     """Whether ``sym``'s value is a variable of the model (a bool/tristate symbol we know the rules of).
 
-    Other subclasses (the Kconfig layer's transitional symbols) stay constants.
+    Transitional symbols (Linux >= 6.18; they only carry an old value over) stay constants.
     """
     return (
         not sym.is_constant
         and sym.orig_type in (BOOL, TRISTATE)
-        and (type(sym) is Symbol or type(sym) is KERNEL_SYMBOL)
+        and sym.name not in getattr(sym.kconfig, "transitional_names", ())
     )
 
 
@@ -166,6 +166,7 @@ class Encoder:
 
     def __init__(self, kconf: kconfiglib.Kconfig) -> None:
         self.kconf = kconf
+        self.kernel_rules = kernel_rules(kconf)
         self.model = Model()
         self.c = self.model.circuit
         self._exprs: dict[int, tuple[object, Tri]] = {}
@@ -257,8 +258,8 @@ class Encoder:
             val = c.tite(cv[0], c.tmin(self.expr(default), cv), val)
         implied = self.expr(sym.weak_rev_dep)
         direct = self.expr(sym.direct_dep)
-        kernel_rules = type(sym) is KERNEL_SYMBOL and sym.choice is None
-        if kernel_rules:
+        linux6 = self.kernel_rules and sym.choice is None
+        if linux6:
             # Linux 6.x: the implied value raises the default, capped by the symbol's own dependencies.
             val = c.tite(implied[0], c.tmin(c.tmax(implied, val), direct), val)
         else:
@@ -266,7 +267,7 @@ class Encoder:
             val = c.tite(c.and_(implied[0], direct[0]), c.tmax(implied, val), val)
         val = c.tite(c.and_(vis[0], has_user), from_user, val)
         val = c.tmax(self.expr(sym.rev_dep), val)
-        return c.promote(val, is_bool if kernel_rules else c.or_(is_bool, implied[1]))
+        return c.promote(val, is_bool if linux6 else c.or_(is_bool, implied[1]))
 
     # Choices ---------------------------------------------------------------------
     def _choice(self, choice: Choice) -> Tri:

@@ -101,6 +101,8 @@ class FixPlan:
     config_text: str | None = None
     #: The engine's findings on the planned configuration.
     findings: list[Finding] = field(default_factory=list)
+    #: Solver answers kconfiglib disagreed with (0 means the model was exact on this tree).
+    rejected: int = 0
 
     @property
     def ok(self) -> bool:
@@ -231,6 +233,7 @@ def solve(kconf: kconfiglib.Kconfig, goals: Sequence[Wanted], before: dict[str, 
                 plan.changes = changes
                 return plan
             # kconfiglib disagrees with the model on this answer: rule it out and ask again.
+            plan.rejected += 1
             rc2.add_clause(_blocking(decisions, choices, true))
     replay.reset()
     plan.conflicts.append(Conflict("no plan kconfiglib agrees with was found (a kcheck bug: please report it)", ()))

@@ -43,14 +43,28 @@ def test_no_backup_means_none(config):
     assert not config.with_name(".config.old").exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory; see the injected EROFS test")
-def test_read_only_directory_leaves_the_original(config):
-    os.chmod(config.parent, 0o555)
-    try:
-        with pytest.raises(InputError, match="nothing was changed"):
-            safewrite.write_atomic(config, NEW)
-    finally:
-        os.chmod(config.parent, 0o755)
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory nobody may add to: mode 0555, and immutable (chattr +i) when running as root."""
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    (directory / ".config").write_bytes(ORIGINAL)
+    os.chmod(directory, 0o555)
+    immutable = os.geteuid() == 0
+    if immutable and subprocess.run(["chattr", "+i", str(directory)], capture_output=True).returncode != 0:
+        os.chmod(directory, 0o755)
+        pytest.skip("running as root and chattr +i is not available: root writes into any directory")
+    yield directory
+    if immutable:
+        subprocess.run(["chattr", "-i", str(directory)], check=True)
+    os.chmod(directory, 0o755)
+
+
+def test_read_only_directory_leaves_the_original(read_only_dir):
+    config = read_only_dir / ".config"
+    with pytest.raises(InputError, match="nothing was changed") as exc:
+        safewrite.write_atomic(config, NEW)
+    assert str(config) in str(exc.value)
     assert config.read_bytes() == ORIGINAL and leftovers(config) == []
 
 

@@ -49,8 +49,9 @@ def text(plan: FixPlan, *, config: str, profiles: list[str], verbose: bool = Fal
         lines.append(f"Kconfig then changes {len(plan.derived)} value{'s' if len(plan.derived) != 1 else ''} by itself"
                      + (":" if verbose else " (--verbose lists them)."))
         if verbose:
+            dwidth = max(len(d.symbol) for d in plan.derived)
             for d in plan.derived:
-                lines.append(f"  {d.symbol}  {_shown(d.old)} -> {_shown(d.new)}  ({d.why})")
+                lines.append(f"  {d.symbol:<{dwidth}}  {_shown(d.old)} -> {_shown(d.new)}  ({d.why})")
     return "\n".join(lines)
 
 

@@ -149,3 +149,12 @@ def test_dependency_impossible_on_this_arch_is_a_conflict(linux_6_1, config, tmp
     assert result.exit_code == 1
     assert "cannot all hold" in result.output and "X86_PAE" in result.output and "X86_32" in result.output
     assert config.read_bytes() == before
+
+
+def test_write_with_nothing_to_change_leaves_the_file_alone(linux_6_1, config):
+    assert fix("-d", "btrfs", "-k", linux_6_1, "-c", config, "--write").exit_code == 0
+    fixed = config.read_bytes()
+    config.with_name(".config.old").unlink()
+    result = fix("-d", "btrfs", "-k", linux_6_1, "-c", config, "--write")
+    assert result.exit_code == 0 and "already holds" in result.output
+    assert config.read_bytes() == fixed and not config.with_name(".config.old").exists()

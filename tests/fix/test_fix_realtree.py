@@ -177,3 +177,25 @@ def test_aufs_is_refused_on_a_plain_tree_with_the_reason(kconfig_6_1, starts, tm
     assert "AUFS_FS does not exist in this tree" in message
     assert "aufs-sources" in message and "aufs3" in message
     assert config.read_bytes() == before
+
+
+def test_aufs_standalone_module_needs_modules_and_no_aufs_symbol(linux_6_1, starts, tmp_path):
+    """A tree patched by sys-fs/aufs3 (mm/prfile.c, no fs/aufs): the fix turns MODULES on, nothing else aufs."""
+    from kcheck.kconfig import KconfigTree
+
+    root = tmp_path / "linux"
+    root.mkdir()
+    for entry in linux_6_1.iterdir():
+        if entry.name != "mm":
+            (root / entry.name).symlink_to(entry)
+    (root / "mm").mkdir()
+    for entry in (linux_6_1 / "mm").iterdir():
+        (root / "mm" / entry.name).symlink_to(entry)
+    (root / "mm" / "prfile.c").write_text("/* added by the aufs standalone patch */\n")
+    tree = KconfigTree.load(root, arch="x86_64", use_cache=False)
+    config = tmp_path / ".config"
+    shutil.copyfile(starts["tinyconfig"], config)  # tinyconfig has MODULES off
+    plan, _ = plan_for_tree(tree, config, select_profiles("aufs"))
+    assert plan.ok, plan.conflicts
+    assert {c.symbol: c.new for c in plan.changes}["MODULES"] == "y"
+    assert not any(c.symbol.startswith("AUFS") for c in plan.changes)

@@ -159,8 +159,9 @@ def fix(driver, profile_files, kernel_dir, config, write, output, no_backup, fra
     if not plan.ok:
         raise click.exceptions.Exit(EXIT_FAIL)
 
+    # Nothing to change: leave the user's file exactly as it is, even if Kconfig would reformat it.
     outputs = Outputs(
-        config=target,
+        config=target if plan.changes or output is not None else None,
         backup=not no_backup,
         fragment=fragment,
         dist_kernel=dist_kernel_fragment(root, driver) if dist_kernel else None,

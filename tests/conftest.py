@@ -66,4 +66,47 @@ def make_config(tmp_path_factory) -> Callable[..., Path]:
         shutil.copyfile(written, copy)
         return copy
 
+    run.outdirs = outdirs  # type: ignore[attr-defined]
     return run
+
+
+@pytest.fixture(scope="session")
+def kernel_conf(linux_6_12, make_config) -> Path:
+    """The kernel's own ``conf`` program, built from the 6.12 tree (knows the bare ``modules``).
+
+    Run it on a small Kconfig tree as ``srctree=<dir> conf --olddefconfig Kconfig``
+    with ``KCONFIG_CONFIG`` naming the ``.config``.
+    """
+    make_config(linux_6_12, "allnoconfig")
+    outdir = next(d for t, d in make_config.outdirs.items() if t == linux_6_12)
+    return outdir / "scripts" / "kconfig" / "conf"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_user_cache(tmp_path_factory):
+    """Keep kcheck's per-user cache (parsed Kconfig trees) out of the real ~/.cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
+def _kconfig_tree(tree: Path):
+    from kcheck.kconfig import KconfigTree
+
+    # The oracle runs without toolchain overrides from the developer's shell; so does kcheck here.
+    with pytest.MonkeyPatch.context() as mp:
+        for var in realkernel.TOOLCHAIN_VARS:
+            mp.delenv(var, raising=False)
+        return KconfigTree.load(tree, arch=realkernel.ARCH)
+
+
+@pytest.fixture(scope="session")
+def kconfig_6_1(linux_6_1):
+    """The 6.1 tree parsed once by kcheck (a :class:`kcheck.kconfig.KconfigTree`, x86_64)."""
+    return _kconfig_tree(linux_6_1)
+
+
+@pytest.fixture(scope="session")
+def kconfig_6_12(linux_6_12):
+    """The 6.12 tree parsed once by kcheck (a :class:`kcheck.kconfig.KconfigTree`, x86_64)."""
+    return _kconfig_tree(linux_6_12)

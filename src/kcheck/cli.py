@@ -19,6 +19,8 @@ from kcheck.errors import EXIT_USAGE, KcheckError
 #: name -> "module:attribute" of each subcommand's click command.
 LAZY_COMMANDS: dict[str, str] = {
     "drivers": "kcheck.commands:drivers",
+    "explain": "kcheck.kconfig.explain:explain",
+    "fix": "kcheck.fix.cli:fix",
     "lint": "kcheck.lint:lint",
     "portage-hook": "kcheck.portage.hook:portage_hook",
 }

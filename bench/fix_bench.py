@@ -1,0 +1,81 @@
+"""Time ``kcheck fix`` per driver next to the kernel's ``make olddefconfig`` on the same tree.
+
+Usage: ``python bench/fix_bench.py [--series 6.1] [--runs 3]``
+
+For each starting configuration (tinyconfig, defconfig, Debian's amd64 config
+with the driver's symbols off) and each profile it prints the median
+wall-clock time of the whole ``kcheck fix`` command (dry run, warm parse
+cache, so what a user sees on the second run), of ``make olddefconfig`` on the
+same input, their ratio, and the plan size. The tree comes from the test
+suite's cache (``$KCHECK_TEST_CACHE``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "fix"))
+
+import realkernel  # noqa: E402
+from test_fix_realtree import CASES, turned_off  # noqa: E402
+
+
+def timed(cmd, **kwargs) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    return time.perf_counter() - start, proc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", default="6.1")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    tree = realkernel.source_tree(args.series)
+    work = Path(tempfile.mkdtemp(prefix="fix-bench-"))
+    outdir = work / "oracle"
+    starts = {
+        "tinyconfig": shutil.copyfile(realkernel.make_config(tree, "tinyconfig", outdir=outdir), work / "tiny.config"),
+        "defconfig": shutil.copyfile(realkernel.make_config(tree, "defconfig", outdir=outdir), work / "def.config"),
+        "debian": realkernel.debian_configs(args.series)["amd64_none_amd64"],
+    }
+    kcheck = [sys.executable, "-m", "kcheck", "fix"]
+    print(f"Linux {args.series}, median of {args.runs} runs (seconds)")
+    print(f"{'start':<11} {'profile':<15} {'kcheck fix':>10} {'olddefconfig':>12} {'ratio':>6} {'changes':>8}")
+    for start, base in starts.items():
+        for profile in sorted(CASES):
+            config = work / f"{start}-{profile}.config"
+            if start == "debian":
+                turned_off(base, CASES[profile], config)
+            else:
+                shutil.copyfile(base, config)
+            # kcheck fix always includes docker's base profile; "docker" rows use overlay2, the default driver.
+            driver = ["-d", "overlay2"] if profile == "docker" else ["-d", profile]
+            cmd = [*kcheck, *driver, "-k", str(tree), "-c", str(config), "--format", "json"]
+            subprocess.run(cmd, capture_output=True)  # warm the parse cache
+            fix_times, make_times = [], []
+            for _ in range(args.runs):
+                seconds, proc = timed(cmd)
+                fix_times.append(seconds)
+                shutil.copyfile(config, outdir / ".config")
+                seconds, _ = timed(["make", "-s", "-C", str(tree), f"O={outdir}", "ARCH=x86_64", "olddefconfig"],
+                                   env=realkernel.oracle_env())
+                make_times.append(seconds)
+            size = len(json.loads(proc.stdout)["changes"]) if proc.stdout.strip() else -1
+            fix_m, make_m = statistics.median(fix_times), statistics.median(make_times)
+            print(f"{start:<11} {profile:<15} {fix_m:>10.2f} {make_m:>12.2f} {fix_m / make_m:>6.2f} {size:>8}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

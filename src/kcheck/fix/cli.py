@@ -1,0 +1,183 @@
+"""``kcheck fix``: plan the fewest Kconfig changes for a driver, show them, and write them safely.
+
+The command is a front end on the same flow as the check (locate -> read ->
+evaluate): it locates the configuration and the tree, reads it through the
+Kconfig layer, plans with :func:`kcheck.fix.plan.make_plan`, and only then
+writes, each output through :func:`kcheck.safewrite.write_atomic`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from kcheck import dotconfig, safewrite, version
+from kcheck.check import select_profiles
+from kcheck.errors import EXIT_FAIL, InputError
+from kcheck.fix import render
+from kcheck.fix.plan import FixPlan, make_plan
+from kcheck.locate import locate, running_release, under_root
+from kcheck.model import CheckContext
+
+path_option = click.Path(path_type=Path)
+
+FIX_EPILOG = """\b
+Exit status:
+  0  the plan was made (and written, when asked), or nothing needed changing
+  1  the requirements cannot hold in this tree: nothing was written
+  2  usage or input error
+"""
+
+
+@dataclass
+class Outputs:
+    """Where a verified plan goes (all optional; none means a dry run)."""
+
+    config: Path | None = None
+    backup: bool = True
+    fragment: Path | None = None
+    dist_kernel: Path | None = None
+
+
+def dist_kernel_fragment(root: Path, driver: str) -> Path:
+    """Where Gentoo's distribution kernels pick up a user fragment for ``driver``."""
+    return under_root(root, "/etc/kernel/config.d") / f"kcheck-{driver}.config"
+
+
+def out_of_tree_modules(root: Path, releases: Sequence[str]) -> list[Path]:
+    """Non-empty ``/lib/modules/<release>/{misc,extra}`` directories (their modules need rebuilding)."""
+    found = []
+    for release in dict.fromkeys(releases):
+        for sub in ("misc", "extra"):
+            d = under_root(root, f"/lib/modules/{release}/{sub}")
+            if d.is_dir() and any(d.iterdir()):
+                found.append(d)
+    return found
+
+
+def next_steps(tree: Path | None, root: Path, releases: Sequence[str]) -> list[str]:
+    """What a user does after the configuration changed, in order."""
+    where = f" in {tree}" if tree else ""
+    steps = [f"rebuild the kernel and its modules{where} (make && make modules_install && make install),",
+             "update your boot loader if it needs it, and reboot into the new kernel"]
+    modules = out_of_tree_modules(root, releases)
+    if modules:
+        steps.append(f"out-of-tree modules found ({', '.join(str(m) for m in modules)}): run 'emerge @module-rebuild' after the kernel build")
+    return steps
+
+
+def write_outputs(plan: FixPlan, outputs: Outputs, profiles: list[str]) -> list[str]:
+    """Write every requested output of a verified plan; return one line per file written."""
+    assert plan.ok and plan.config_text is not None
+    done = []
+    if outputs.config is not None:
+        saved = safewrite.write_atomic(outputs.config, plan.config_text, backup=outputs.backup)
+        done.append(f"wrote {outputs.config}" + (f" (previous version kept as {saved})" if saved else ""))
+    for target in (outputs.fragment, outputs.dist_kernel):
+        if target is not None:
+            if not target.parent.is_dir():
+                try:
+                    target.parent.mkdir(parents=True)
+                except OSError as exc:
+                    raise InputError(f"cannot create {target.parent} ({exc.strerror}); check --root and permissions") from None
+            safewrite.write_atomic(target, render.fragment(plan, profiles=profiles), backup=outputs.backup)
+            done.append(f"wrote fragment {target}")
+    return done
+
+
+def plan_for_tree(tree, config: Path, profiles, *, root: Path = Path("/"), build_dir: Path | None = None,
+                  kernel_version: str | None = None, include_recommended: bool = False):
+    """Plan the fix of ``config`` on a loaded :class:`~kcheck.kconfig.KconfigTree`; return (plan, version).
+
+    The same steps the command takes, for callers that hold a parsed tree
+    (the tests and ``bench/fix_bench.py`` reuse one tree for many configs).
+    """
+    plain = dotconfig.load(config)
+    kver = version.detect(override=kernel_version, tree=tree.srctree, build_dir=build_dir,
+                          header_version=plain.header_version)
+    source = tree.read(config)
+    ctx = CheckContext(root=root, source=source, tree=tree.srctree, build_dir=build_dir, kernel_version=kver)
+    plan = make_plan(tree.kconf, profiles, ctx, include_recommended=include_recommended, read=tree.read)
+    return plan, kver
+
+
+@click.command(epilog=FIX_EPILOG)
+@click.option("--driver", "-d", required=True, metavar="DRIVER", help="Storage driver to fix the configuration for.")
+@click.option("--profile", "profile_files", multiple=True, type=path_option, metavar="FILE",
+              help="Also make your own requirement profile (TOML) hold; repeatable.")
+@click.option("--kernel-dir", "-k", type=path_option, metavar="DIR",
+              help="Kernel source tree [default: $KERNEL_DIR or /usr/src/linux].")
+@click.option("--config", "-c", type=path_option, help="Configuration to start from [default: the tree's .config].")
+@click.option("--write", is_flag=True, help="Apply the plan to the configuration file in place.")
+@click.option("--output", "-o", type=path_option, metavar="PATH", help="Write the fixed configuration to PATH instead.")
+@click.option("--no-backup", is_flag=True, help="Do not keep the previous file as <name>.old.")
+@click.option("--fragment", type=path_option, metavar="PATH", help="Write a merge_config.sh fragment to PATH.")
+@click.option("--dist-kernel", is_flag=True,
+              help="Write the fragment to /etc/kernel/config.d/kcheck-DRIVER.config (Gentoo distribution kernels).")
+@click.option("--root", type=path_option, default=Path("/"), show_default=True, help="Prefix for every system path.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "scripts-config"]), default="text", show_default=True)
+@click.option("--include-recommended", is_flag=True, help="Make the recommended items hold too, not only the required ones.")
+@click.option("--kernel-version", metavar="VERSION", help="Override the kernel version the rules use.")
+@click.option("--no-shell", is_flag=True, help="Never run the tree's $(shell,...) Kconfig macros.")
+@click.option("--verbose", "-v", is_flag=True, help="Also list the values Kconfig changes by itself.")
+def fix(driver, profile_files, kernel_dir, config, write, output, no_backup, fragment, dist_kernel, root, fmt,
+        include_recommended, kernel_version, no_shell, verbose) -> None:
+    """Plan (and with --write apply) the fewest changes that make DRIVER's requirements hold.
+
+    Without --write, --output, --fragment or --dist-kernel this is a dry run:
+    it prints each change (old -> new, where the option is defined, and why
+    it is needed). The plan is checked against Kconfig's own rules and every
+    requirement is re-evaluated before anything is written.
+    """
+    if write and output:
+        raise click.UsageError("--write and --output both name where to write: choose one")
+    profiles = select_profiles(driver, profile_files)
+    names = [p.name for p in profiles]
+    location = locate(config=config, kernel_dir=kernel_dir, root=root)
+    if location.tree is None:
+        raise InputError(f"kcheck fix needs the kernel sources to follow Kconfig's dependencies for {location.config}; pass --kernel-dir DIR")
+    target = output if output is not None else (location.config if write else None)
+    if target is not None and target.suffix == ".gz":
+        raise InputError(f"{target} is compressed and not a kernel tree's .config; pass --output PATH for the fixed file")
+    from kcheck.kconfig import KconfigTree  # the slow part: only once the inputs are known to be usable
+
+    plain = dotconfig.load(location.config)
+    tree = KconfigTree.load(location.tree, arch=plain.header_arch, allow_shell=not no_shell)
+    plan, kver = plan_for_tree(tree, location.config, profiles, root=root, build_dir=location.build_dir,
+                               kernel_version=kernel_version, include_recommended=include_recommended)
+
+    shown = str(location.config)
+    if fmt == "json":
+        click.echo(render.as_json(plan, config=shown, profiles=names))
+    elif fmt == "scripts-config":
+        click.echo(render.scripts_config(plan, config=shown))
+    else:
+        click.echo(render.text(plan, config=shown, profiles=names, verbose=verbose))
+    if not plan.ok:
+        raise click.exceptions.Exit(EXIT_FAIL)
+
+    # Nothing to change: leave the user's file exactly as it is, even if Kconfig would reformat it.
+    outputs = Outputs(
+        config=target if plan.changes or output is not None else None,
+        backup=not no_backup,
+        fragment=fragment,
+        dist_kernel=dist_kernel_fragment(root, driver) if dist_kernel else None,
+    )
+    if not any((outputs.config, outputs.fragment, outputs.dist_kernel)):
+        if fmt == "text" and plan.changes:
+            click.echo("Dry run: nothing written. Apply with --write (or --output PATH, --fragment PATH, --dist-kernel).")
+        return
+    done = write_outputs(plan, outputs, names)
+    echo = lambda line: click.echo(line, err=fmt != "text")  # noqa: E731 - keep JSON/commands on stdout clean
+    for line in done:
+        echo(line)
+    if outputs.dist_kernel is not None:
+        echo("Next: rebuild your distribution kernel (emerge sys-kernel/gentoo-kernel again) to merge the fragment")
+    if outputs.config is not None and plan.changes:
+        releases = [running_release(root)] + ([kver.release] if kver else [])
+        echo("Next steps:")
+        for step in next_steps(location.tree, root, releases):
+            echo(f"  - {step}")

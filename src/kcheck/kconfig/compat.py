@@ -1,0 +1,472 @@
+"""Teach the frozen kconfiglib 14.1.0 the Kconfig syntax Linux added after it.
+
+kconfiglib's last release (2020) stops parsing current kernels at three
+constructs. This module rewrites them, line by line as each Kconfig file is
+read, into syntax kconfiglib knows with the same meaning; every rewrite keeps
+the physical line count, so file:line locations stay those of the real file.
+
+``modules`` (Linux >= 5.13)
+    A bare attribute on ``config MODULES`` marking it as the symbol that
+    enables ``m``. It means what ``option modules`` meant before, which
+    kconfiglib understands (it assumes the name ``MODULES`` anyway).
+
+``transitional`` (Linux >= 6.18)
+    Marks a promptless symbol that only carries an *old* ``.config`` value
+    over to a renamed symbol (``config NEW default OLD``). The kernel reads
+    the old value even though the symbol is invisible, lets it feed other
+    symbols' defaults, and never writes it to a new ``.config``. The line is
+    blanked and the symbol is listed in ``CompatKconfig.transitional_names``,
+    which the evaluation rules below consult.
+
+``depends on X if Y`` (Linux >= 7.0)
+    The kernel defines it as ``depends on X || (Y = n)``: the dependency is
+    dropped only when Y is *n*. That is not ``!Y || X``: with Y = m, ``!Y``
+    is m and would let the symbol be a module although X is n. kconfiglib
+    only compares symbols (``A = n``), so "Y evaluates to n" is spelled out
+    by pushing ``= n`` through Y's operators (``A && B`` is n when A or B is
+    n, ``!A`` is n when A is y, a comparison is n when its negation holds).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import kconfiglib
+
+from kcheck.kconfig import probes
+
+_WORD = re.compile(r"[A-Za-z0-9_]+")
+_HELP_WORDS = ("help", "---help---")
+_DEPENDS_IF = re.compile(r"^\s*depends\s+on\b.*\bif\b", re.M)
+
+
+# kconfiglib checks ``obj.__class__ is Symbol`` throughout, so symbols cannot be
+# subclassed; the Linux 6.x rules below are installed on ``Symbol`` itself and
+# apply only to symbols of a :class:`CompatKconfig` (plain kconfiglib use is untouched).
+_BASE_TRI_VALUE = kconfiglib.Symbol.tri_value.fget
+_BASE_STR_VALUE = kconfiglib.Symbol.str_value.fget
+_BASE_CONFIG_STRING = kconfiglib.Symbol.config_string.fget
+_BASE_REC_INVALIDATE = kconfiglib.Symbol._rec_invalidate_if_has_prompt
+
+
+def _linux6_tri_value(sym) -> int:
+    """A bool/tristate symbol's value with the rules of Linux 6.x's ``conf``.
+
+    kconfiglib follows the kernel of 2020. Since then ``conf`` changed how
+    ``imply`` works, and it shows in ``make olddefconfig``:
+
+    - the implied value raises the default, but the result is then capped by
+      the symbol's own ``depends on`` (``min(max(default, implied), deps)``),
+      and an implied ``y`` no longer turns an ``m`` into ``y``;
+    - a symbol an active ``imply`` points at is written to ``.config``
+      (``# CONFIG_X is not set`` when it stays n), even when its own
+      dependencies are unmet.
+    """
+    expr_value = kconfiglib.expr_value
+    vis = sym.visibility
+    sym._write_to_conf = vis != 0
+    if vis and sym.user_value is not None:
+        val = min(sym.user_value, vis)
+    else:
+        val = 0
+        for default, cond in sym.defaults:
+            cond_val = expr_value(cond)
+            if cond_val:
+                val = min(expr_value(default), cond_val)
+                if val:
+                    sym._write_to_conf = True
+                break
+        implied = expr_value(sym.weak_rev_dep)
+        if implied:
+            sym._write_to_conf = True
+            val = min(max(val, implied), expr_value(sym.direct_dep))
+    selected = expr_value(sym.rev_dep)
+    if selected:
+        if expr_value(sym.direct_dep) < selected:
+            sym._warn_select_unsatisfied_deps()
+        val = max(val, selected)
+        sym._write_to_conf = True
+    if val == 1 and sym.type is kconfiglib.BOOL:
+        val = 2
+    return val
+
+
+def _transitional_tri_value(sym) -> int:
+    """A transitional symbol's value: the old ``.config`` value, n when absent."""
+    if sym.orig_type not in kconfiglib._BOOL_TRISTATE:
+        return 0
+    val = sym.user_value or 0
+    if val == 1 and (sym.orig_type is kconfiglib.BOOL or not sym.kconfig.modules.tri_value):
+        val = 2  # the kernel rounds m up for bool symbols and without modules
+    return val
+
+
+def _is_transitional(sym) -> bool:
+    names = getattr(sym.kconfig, "transitional_names", None)
+    return bool(names) and sym.name in names
+
+
+def _tri_value(sym):
+    if sym._cached_tri_val is not None:
+        return sym._cached_tri_val
+    kconf = sym.kconfig
+    if (
+        kconf.__class__ is not CompatKconfig
+        or sym.orig_type not in kconfiglib._BOOL_TRISTATE
+        or sym.choice
+    ):
+        return _BASE_TRI_VALUE(sym)
+    if _is_transitional(sym):
+        val = _transitional_tri_value(sym)
+    else:
+        val = _linux6_tri_value(sym)
+    sym._cached_tri_val = val
+    return val
+
+
+def _str_value(sym):
+    if _is_transitional(sym) and sym.orig_type not in kconfiglib._BOOL_TRISTATE:
+        # Promptless, yet the old value passes through.
+        return sym.user_value if sym.user_value is not None else ""
+    return _BASE_STR_VALUE(sym)
+
+
+def _config_string(sym):
+    if _is_transitional(sym):
+        return ""  # migrated, never written
+    return _BASE_CONFIG_STRING(sym)
+
+
+def _rec_invalidate_if_has_prompt(sym):
+    if _is_transitional(sym):
+        sym._rec_invalidate()  # promptless, yet its user value matters to dependents
+    else:
+        _BASE_REC_INVALIDATE(sym)
+
+
+kconfiglib.Symbol.tri_value = property(_tri_value, doc=kconfiglib.Symbol.tri_value.__doc__)
+kconfiglib.Symbol.str_value = property(_str_value, doc=kconfiglib.Symbol.str_value.__doc__)
+kconfiglib.Symbol.config_string = property(
+    _config_string, doc=kconfiglib.Symbol.config_string.__doc__
+)
+kconfiglib.Symbol._rec_invalidate_if_has_prompt = _rec_invalidate_if_has_prompt
+
+
+def _indent(line: str) -> int:
+    expanded = line.expandtabs()
+    return len(expanded) - len(expanded.lstrip())
+
+
+def _tokenize_expr(text: str) -> list[str]:
+    """Split a Kconfig expression into tokens; ``$(...)`` and quoted strings stay whole."""
+    tokens: list[str] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c.isspace():
+            i += 1
+        elif c == "#":
+            break
+        elif text.startswith("$(", i):
+            depth, j = 0, i
+            while j < len(text):
+                if text.startswith("$(", j):
+                    depth += 1
+                    j += 2
+                    continue
+                if text[j] == "(":
+                    depth += 1
+                elif text[j] == ")":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            tokens.append(text[i : j + 1])
+            i = j + 1
+        elif c in "\"'":
+            j = i + 1
+            while j < len(text) and text[j] != c:
+                j += 2 if text[j] == "\\" else 1
+            tokens.append(text[i : j + 1])
+            i = j + 1
+        elif text.startswith(("&&", "||", "!=", "<=", ">="), i):
+            tokens.append(text[i : i + 2])
+            i += 2
+        elif c in "!()=<>":
+            tokens.append(c)
+            i += 1
+        else:
+            m = _WORD.match(text, i)
+            if not m:
+                raise ValueError(f"unexpected character {c!r}")
+            tokens.append(m.group())
+            i = m.end()
+    return tokens
+
+
+# Expression trees: ("sym", text) | ("cmp", op, a, b) | ("not", e) | ("and"/"or", a, b)
+_NEGATED = {"=": "!=", "!=": "=", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
+
+
+class _ExprParser:
+    """Recursive-descent parser of Kconfig expressions, precedence as in the kernel."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = tokens
+        self.i = 0
+
+    def parse(self):
+        expr = self._or()
+        if self.i != len(self.tokens):
+            raise ValueError(f"unexpected {self.tokens[self.i]!r}")
+        return expr
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def _take(self) -> str:
+        tok = self._peek()
+        if tok is None:
+            raise ValueError("expression ends too early")
+        self.i += 1
+        return tok
+
+    def _or(self):
+        left = self._and()
+        while self._peek() == "||":
+            self.i += 1
+            left = ("or", left, self._and())
+        return left
+
+    def _and(self):
+        left = self._not()
+        while self._peek() == "&&":
+            self.i += 1
+            left = ("and", left, self._not())
+        return left
+
+    def _not(self):
+        if self._peek() == "!":
+            self.i += 1
+            return ("not", self._not())
+        return self._cmp()
+
+    def _cmp(self):
+        if self._peek() == "(":
+            self.i += 1
+            inner = self._or()
+            if self._take() != ")":
+                raise ValueError("missing ')'")
+            return inner
+        left = self._atom()
+        if self._peek() in _NEGATED:
+            op = self._take()
+            return ("cmp", op, left, self._atom())
+        return ("sym", left)
+
+    def _atom(self) -> str:
+        tok = self._take()
+        if tok in ("&&", "||", "!", "(", ")") or tok in _NEGATED:
+            raise ValueError(f"expected a symbol, got {tok!r}")
+        return tok
+
+
+def _text(expr) -> str:
+    kind = expr[0]
+    if kind == "sym":
+        return expr[1]
+    if kind == "cmp":
+        return f"{expr[2]} {expr[1]} {expr[3]}"
+    if kind == "not":
+        return f"!({_text(expr[1])})"
+    op = " && " if kind == "and" else " || "
+    return f"({_text(expr[1])}{op}{_text(expr[2])})"
+
+
+def _is_n(expr):
+    """An expression that is y exactly when ``expr`` evaluates to n (else n)."""
+    kind = expr[0]
+    if kind == "sym":
+        return ("cmp", "=", expr[1], "n")
+    if kind == "cmp":
+        return ("cmp", _NEGATED[expr[1]], expr[2], expr[3])
+    if kind == "not":
+        return _is_y(expr[1])
+    if kind == "and":
+        return ("or", _is_n(expr[1]), _is_n(expr[2]))
+    return ("and", _is_n(expr[1]), _is_n(expr[2]))
+
+
+def _is_y(expr):
+    """An expression that is y exactly when ``expr`` evaluates to y (else n)."""
+    kind = expr[0]
+    if kind == "sym":
+        return ("cmp", "=", expr[1], "y")
+    if kind == "cmp":
+        return expr
+    if kind == "not":
+        return _is_n(expr[1])
+    op = kind
+    return (op, _is_y(expr[1]), _is_y(expr[2]))
+
+
+def lower_conditional_depends(dep: str, cond: str) -> str:
+    """Return kconfiglib syntax for ``depends on <dep> if <cond>``: ``(dep) || (cond = n)``."""
+    cond_expr = _ExprParser(_tokenize_expr(cond)).parse()
+    return f"({dep}) || {_text(_is_n(cond_expr))}"
+
+
+def _split_if(rest: str) -> tuple[str, str] | None:
+    """Split ``X if Y`` at its top-level ``if``; None when there is none."""
+    tokens = _tokenize_expr(rest)
+    if "if" not in tokens:
+        return None
+    at = tokens.index("if")
+    return " ".join(tokens[:at]), " ".join(tokens[at + 1 :])
+
+
+class HelpText:
+    """Tracks help blocks line by line, with kconfiglib's rule.
+
+    A help text starts after ``help``; its first non-blank line sets the
+    indentation, and it ends at the first non-blank line indented less
+    (a first line without indentation means an empty help text).
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+        self.indent: int | None = None
+
+    def start(self) -> None:
+        """A ``help`` line was seen: the following lines may be help text."""
+        self.active, self.indent = True, None
+
+    def holds(self, line: str) -> bool:
+        """True when ``line`` (the next physical line) belongs to a help text."""
+        if not self.active:
+            return False
+        if line.isspace():
+            return True
+        indent = _indent(line)
+        if self.indent is None:
+            self.indent = indent
+        if indent and indent >= self.indent:
+            return True
+        self.active = False
+        return False
+
+
+def code_lines(text: str) -> list[str]:
+    """Return the lines of a Kconfig file that are not help text."""
+    help_text = HelpText()
+    out = []
+    for line in text.splitlines():
+        if help_text.holds(line + "\n"):
+            continue
+        out.append(line)
+        words = line.split()
+        if words and words[0] in _HELP_WORDS:
+            help_text.start()
+    return out
+
+
+class Rewriter:
+    """Rewrites one Kconfig file's text; remembers which symbols are transitional."""
+
+    def __init__(self) -> None:
+        #: Names of symbols declared ``transitional`` in the files seen so far.
+        self.transitional: set[str] = set()
+
+    def rewrite(self, text: str, filename: str) -> str:
+        """Return ``text`` with post-14.1.0 constructs lowered, line count unchanged."""
+        if "modules" not in text and "transitional" not in text and not _DEPENDS_IF.search(text):
+            return text  # the common case: nothing to do, skip the line scan
+        out: list[str] = []
+        lines = text.splitlines(keepends=True)
+        help_text = HelpText()
+        current: str | None = None
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            if help_text.holds(line):
+                out.append(line)
+                i += 1
+                continue
+            # Join continuation lines the way kconfiglib does, then keep the line count.
+            span = 1
+            logical = line
+            while logical.endswith("\\\n") and i + span < len(lines):
+                logical = logical[:-2] + lines[i + span]
+                span += 1
+            words = logical.split()
+            first = words[0] if words else ""
+            new = None
+            if first in ("config", "menuconfig") and len(words) > 1:
+                current = words[1]
+            elif first in _HELP_WORDS:
+                help_text.start()
+            elif first == "modules" and len(words) == 1:
+                new = logical.replace("modules", "option modules", 1)
+            elif first == "transitional" and len(words) == 1:
+                if current is None:
+                    raise kconfiglib.KconfigError(
+                        f"{filename}: 'transitional' outside a config entry"
+                    )
+                self.transitional.add(current)
+                new = "\n"
+            elif first == "depends" and len(words) > 2 and words[1] == "on" and "if" in words:
+                rest = logical.split("on", 1)[1].strip()
+                try:
+                    split = _split_if(rest)
+                    if split is not None:
+                        lead = logical[: len(logical) - len(logical.lstrip())]
+                        new = f"{lead}depends on {lower_conditional_depends(*split)}\n"
+                except ValueError as exc:
+                    raise kconfiglib.KconfigError(
+                        f"{filename}: cannot read 'depends on ... if ...': {exc}"
+                    ) from None
+            if new is None:
+                out.extend(lines[i : i + span])
+            else:
+                out.append(new)
+                out.extend("\n" for _ in range(span - 1))
+            i += span
+        return "".join(out)
+
+
+class CompatKconfig(kconfiglib.Kconfig):
+    """``kconfiglib.Kconfig`` that parses Linux 5.13+ Kconfig files (see module docs).
+
+    ``allow_shell=False`` parses without running ``$(shell,...)`` (each probe
+    answers "n", see :func:`kcheck.kconfig.probes.no_shell`); otherwise the
+    probes run on a thread pool ahead of the parse (:mod:`kcheck.kconfig.probes`).
+    """
+
+    def __init__(self, *args, allow_shell: bool = True, **kwargs) -> None:
+        self._compat_rewriter = Rewriter()
+        self._compat_parsing = True
+        self._probe_runner = probes.ProbeRunner() if allow_shell else None
+        saved_shell = kconfiglib._shell_fn
+        # Kconfig's table of preprocessor functions picks this up while it initialises.
+        kconfiglib._shell_fn = probes.shell if allow_shell else probes.no_shell
+        try:
+            super().__init__(*args, **kwargs)
+        finally:
+            kconfiglib._shell_fn = saved_shell
+            self._compat_parsing = False
+            if self._probe_runner is not None:
+                self._probe_runner.close()
+            self._probe_runner = None
+        #: Names of the symbols declared ``transitional``.
+        self.transitional_names = frozenset(self._compat_rewriter.transitional)
+        del self._compat_rewriter
+
+    def _open(self, filename, mode):
+        if mode == "r" and getattr(self, "_compat_parsing", False):
+            with open(filename, encoding=self._encoding) as fh:
+                text = self._compat_rewriter.rewrite(fh.read(), filename)
+            if self._probe_runner is not None and "$(" in text:
+                self._probe_runner.prefetch(self, code_lines(text))
+            return io.StringIO(text)
+        return super()._open(filename, mode)

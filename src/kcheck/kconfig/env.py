@@ -1,0 +1,229 @@
+"""The environment the kernel's top-level Makefile gives Kconfig.
+
+``make olddefconfig`` runs ``conf`` with variables the Makefile exports, and
+the Kconfig files use them: ``$(srctree)`` to find scripts, ``$(CC)`` and
+``$(LD)`` in ``$(shell,...)`` probes (``CC_IS_GCC``, ``GCC_VERSION``,
+``CC_HAS_*``, ``LD_VERSION``...), ``$(OBJCOPY)`` for ``X86_X32_ABI``,
+``$(CC_VERSION_TEXT)`` written verbatim into the ``.config``, ``$(RUSTC)`` and
+``$(BINDGEN)`` for ``RUST_IS_AVAILABLE``, and so on. Kconfiglib reads them
+from ``os.environ``; without them the values differ from the kernel's.
+
+:func:`kconfig_env` derives the same values the way the Makefiles of Linux
+6.x do (``CROSS_COMPILE``, ``LLVM=1``/``LLVM=<prefix>/``/``LLVM=-<suffix>``
+respected); any variable already set in the user's environment wins, so
+``CC=clang kcheck ...`` behaves like a Kconfig run with that compiler.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from kcheck.errors import KcheckError
+
+#: ``uname -m`` -> the Makefile's SUBARCH (its ``sed`` rules, in order).
+_SUBARCH_RULES = (
+    (r"i.86", "x86"),
+    (r"x86_64", "x86"),
+    (r"sun4u", "sparc64"),
+    (r"arm.*", "arm"),
+    (r"sa110", "arm"),
+    (r"s390x", "s390"),
+    (r"ppc.*", "powerpc"),
+    (r"mips.*", "mips"),
+    (r"sh[234].*", "sh"),
+    (r"aarch64.*", "arm64"),
+    (r"riscv.*", "riscv"),
+    (r"loongarch.*", "loongarch"),
+)
+
+#: ARCH values whose sources live under another arch/ directory (the Makefile's SRCARCH).
+_SRCARCH = {
+    "i386": "x86",
+    "x86_64": "x86",
+    "sparc32": "sparc",
+    "sparc64": "sparc",
+    "parisc64": "parisc",
+    "sh64": "sh",
+}
+
+#: clang --target= per SRCARCH when CROSS_COMPILE is empty (scripts/Makefile.clang).
+_CLANG_TARGETS = {
+    "arm": "arm-linux-gnueabi",
+    "arm64": "aarch64-linux-gnu",
+    "hexagon": "hexagon-linux-musl",
+    "loongarch": "loongarch64-linux-gnusf",
+    "m68k": "m68k-linux-gnu",
+    "mips": "mipsel-linux-gnu",
+    "powerpc": "powerpc64le-linux-gnu",
+    "riscv": "riscv64-linux-gnu",
+    "s390": "s390x-linux-gnu",
+    "sparc": "sparc64-linux-gnu",
+    "um": "x86_64-linux-gnu",
+    "x86": "x86_64-linux-gnu",
+}
+
+_HEADER = re.compile(r"^# Linux/(\S+) (\S+) Kernel Configuration")
+
+
+def subarch(machine: str | None = None) -> str:
+    """Return the ARCH ``make`` picks on this machine when none is given (its SUBARCH)."""
+    value = machine or platform.machine()
+    for pattern, replacement in _SUBARCH_RULES:
+        value = re.sub(pattern, replacement, value)
+    return value
+
+
+def srcarch(arch: str) -> str:
+    """Return the ``arch/`` directory name for ``arch`` (``x86_64`` -> ``x86``)."""
+    return _SRCARCH.get(arch, arch)
+
+
+def arch_from_config(config: Path) -> str | None:
+    """Return the architecture named in a ``.config`` header (``# Linux/x86 ...``), if any."""
+    try:
+        with open(config, errors="replace") as fh:
+            for _, line in zip(range(6), fh):
+                match = _HEADER.match(line)
+                if match:
+                    return match.group(1)
+    except OSError:
+        return None
+    return None
+
+
+def kernel_version(srctree: Path) -> str:
+    """Return KERNELVERSION as the Makefile composes it (``6.12.117``)."""
+    makefile = srctree / "Makefile"
+    try:
+        text = makefile.read_text(errors="replace")
+    except OSError as exc:
+        raise KcheckError(
+            f"{makefile}: cannot read the kernel Makefile ({exc.strerror}); "
+            "point --kernel-dir at a kernel source tree"
+        ) from None
+    fields = {}
+    for name in ("VERSION", "PATCHLEVEL", "SUBLEVEL", "EXTRAVERSION"):
+        match = re.search(rf"^{name}\s*=[ \t]*(.*?)\s*$", text, re.M)
+        fields[name] = match.group(1) if match else ""
+    if not fields["VERSION"]:
+        raise KcheckError(f"{makefile}: no VERSION line; is this a kernel source tree?")
+    version = fields["VERSION"]
+    if fields["PATCHLEVEL"]:
+        version += "." + fields["PATCHLEVEL"]
+        if fields["SUBLEVEL"]:
+            version += "." + fields["SUBLEVEL"]
+    return version + fields["EXTRAVERSION"]
+
+
+def _version_text(command: str, env: Mapping[str, str], c_locale: bool) -> str:
+    """First line of ``<command> --version`` with '#' removed, "" when it cannot run."""
+    argv = command.split()
+    if not argv or shutil.which(argv[0], path=env.get("PATH")) is None:
+        return ""
+    run_env = dict(env, LC_ALL="C") if c_locale else dict(env)
+    try:
+        proc = subprocess.run(
+            [*argv, "--version"], capture_output=True, text=True, env=run_env, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    lines = proc.stdout.splitlines()
+    return lines[0].replace("#", "") if lines else ""
+
+
+def toolchain(environ: Mapping[str, str]) -> dict[str, str]:
+    """Return the tool variables the Makefile sets (before user overrides)."""
+    llvm = environ.get("LLVM", "")
+    cross = environ.get("CROSS_COMPILE", "")
+    tools: dict[str, str] = {}
+    if llvm:
+        prefix = llvm if llvm.endswith("/") else ""
+        suffix = llvm if llvm.startswith("-") else ""
+
+        def ll(name: str) -> str:
+            return f"{prefix}{name}{suffix}"
+
+        tools |= {
+            "HOSTCC": ll("clang"), "HOSTCXX": ll("clang++"), "CC": ll("clang"),
+            "LD": ll("ld.lld"), "AR": ll("llvm-ar"), "NM": ll("llvm-nm"),
+            "OBJCOPY": ll("llvm-objcopy"), "OBJDUMP": ll("llvm-objdump"),
+            "READELF": ll("llvm-readelf"), "STRIP": ll("llvm-strip"),
+        }
+    else:
+        tools |= {
+            "HOSTCC": "gcc", "HOSTCXX": "g++", "CC": f"{cross}gcc", "LD": f"{cross}ld",
+            "AR": f"{cross}ar", "NM": f"{cross}nm", "OBJCOPY": f"{cross}objcopy",
+            "OBJDUMP": f"{cross}objdump", "READELF": f"{cross}readelf",
+            "STRIP": f"{cross}strip",
+        }
+    tools |= {
+        "HOSTRUSTC": "rustc", "HOSTPKG_CONFIG": "pkg-config", "RUSTC": "rustc",
+        "RUSTDOC": "rustdoc", "RUSTFMT": "rustfmt", "BINDGEN": "bindgen", "PAHOLE": "pahole",
+        "LEX": "flex", "YACC": "bison", "AWK": "awk", "PERL": "perl", "PYTHON3": "python3",
+    }
+    return tools
+
+
+def _clang_flags(environ: Mapping[str, str], src_arch: str) -> str:
+    """CLANG_FLAGS for a clang build, after scripts/Makefile.clang (the common cases)."""
+    cross = environ.get("CROSS_COMPILE", "")
+    target = cross.rstrip("-") if cross else _CLANG_TARGETS.get(src_arch, "")
+    flags = [f"--target={target}"] if target else []
+    if environ.get("LLVM_IAS", "1") == "0":
+        flags.append("-fno-integrated-as")
+    else:
+        flags.append("-fintegrated-as")
+    flags += [
+        "-Werror=unknown-warning-option",
+        "-Werror=ignored-optimization-argument",
+        "-Werror=option-ignored",
+        "-Werror=unused-command-line-argument",
+    ]
+    return " ".join(flags)
+
+
+def kconfig_env(
+    srctree: Path, arch: str | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Return the variables the kernel Makefile exports to Kconfig for ``srctree``.
+
+    ``arch`` is the ``ARCH=`` of ``make`` (``x86_64``, ``x86``, ``arm64``...);
+    None means ``$ARCH`` from ``environ`` or, as ``make`` does, this machine's
+    SUBARCH. Every variable set (non-empty) in ``environ`` (default: the
+    process environment) overrides the derived value.
+    """
+    environ = os.environ if environ is None else environ
+    srctree = Path(srctree).resolve()
+    the_arch = arch or environ.get("ARCH") or subarch()
+    src_arch = srcarch(the_arch)
+    derived: dict[str, str] = {
+        "srctree": str(srctree),
+        "ARCH": the_arch,
+        "SRCARCH": src_arch,
+        "SUBARCH": subarch(),
+        "KERNELVERSION": kernel_version(srctree),
+        "CROSS_COMPILE": environ.get("CROSS_COMPILE", ""),
+    }
+    derived |= toolchain(environ)
+    merged = {**derived, **{k: v for k, v in environ.items() if k in derived and v}}
+    if arch:
+        merged["ARCH"], merged["SRCARCH"] = the_arch, src_arch  # an explicit arch always wins
+    path_env = dict(environ)
+    if "CC_VERSION_TEXT" not in derived:
+        merged["CC_VERSION_TEXT"] = environ.get("CC_VERSION_TEXT") or _version_text(
+            merged["CC"], path_env, c_locale=True
+        )
+        merged["RUSTC_VERSION_TEXT"] = environ.get("RUSTC_VERSION_TEXT") or _version_text(
+            merged["RUSTC"], path_env, c_locale=False
+        )
+    if "clang" in merged["CC_VERSION_TEXT"] and not environ.get("CLANG_FLAGS"):
+        merged["CLANG_FLAGS"] = _clang_flags(environ, src_arch)
+    elif environ.get("CLANG_FLAGS"):
+        merged["CLANG_FLAGS"] = environ["CLANG_FLAGS"]
+    return merged

@@ -1,0 +1,227 @@
+"""A kernel source tree's Kconfig, loaded once and used to read many ``.config`` files.
+
+:class:`KconfigTree` is what the rest of kcheck calls::
+
+    tree = KconfigTree.load(Path("/usr/src/linux"))
+    source = tree.read(Path("/usr/src/linux/.config"))
+    source.state("BTRFS_FS")    # what Kconfig makes of it, and why
+    tree.write_config(out)      # what `make olddefconfig` would write
+
+Reading a ``.config`` here means what ``make olddefconfig`` does: the file's
+assignments are *user values*; Kconfig then decides each symbol's value from
+them, the dependencies, ``select``/``imply`` and defaults. A value in the
+file can therefore lose (a symbol whose dependencies are off cannot be y), a
+symbol absent from the file gets its default, and a symbol the tree does not
+define is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import kconfiglib
+
+from kcheck.errors import InputError, KcheckError
+from kcheck.kconfig import cache
+from kcheck.kconfig.compat import CompatKconfig
+from kcheck.kconfig.env import kconfig_env
+from kcheck.kconfig.why import state_of
+from kcheck.model import SymbolState
+
+_ASSIGN = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
+_UNSET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set\s*$")
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Temporarily export ``env`` (kconfiglib and the ``$(shell,...)`` probes read os.environ)."""
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def read_assignments(path: Path) -> dict[str, tuple[str, int]]:
+    """Return symbol -> (value as written, 1-based line) of a ``.config`` (last one wins)."""
+    values: dict[str, tuple[str, int]] = {}
+    try:
+        with open(path, errors="replace") as fh:
+            for lineno, line in enumerate(fh, 1):
+                line = line.rstrip()
+                match = _ASSIGN.match(line)
+                if match:
+                    value = match.group(2)
+                    if len(value) >= 2 and value[0] == value[-1] == '"':
+                        value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+                    values[match.group(1)] = (value, lineno)
+                    continue
+                match = _UNSET.match(line)
+                if match:
+                    values[match.group(1)] = ("n", lineno)
+    except OSError as exc:
+        raise InputError(
+            f"{path}: cannot read the configuration ({exc.strerror}); pass an existing file"
+        ) from None
+    return values
+
+
+class KconfigSource:
+    """One ``.config`` as Kconfig sees it (a :class:`kcheck.model.ConfigSource`, mode "kconfig").
+
+    The tree holds one configuration at a time; when another file has been
+    read since, this source loads its own file back before answering, so
+    sources stay correct however many files one tree reads.
+    """
+
+    mode = "kconfig"
+
+    def __init__(self, tree: KconfigTree, path: Path, written: dict[str, tuple[str, int]]):
+        self.tree = tree
+        self.path = path
+        self.written = written
+        self._states: dict[str, SymbolState] = {}
+
+    def state(self, symbol: str) -> SymbolState:
+        """Return Kconfig's value of ``symbol`` (no ``CONFIG_`` prefix), where it was written and why."""
+        name = symbol.removeprefix("CONFIG_")
+        cached = self._states.get(name)
+        if cached is None:
+            self.tree._activate(self)
+            cached = self._states[name] = state_of(self.tree.kconf, name, self.written.get(name))
+        return cached
+
+    def symbols(self) -> list[str]:
+        """Return the names of all symbols this tree defines."""
+        return [sym.name for sym in self.tree.kconf.unique_defined_syms]
+
+
+class KconfigTree:
+    """A parsed kernel Kconfig tree; see the module docs.
+
+    ``kconf`` is the underlying :class:`kconfiglib.Kconfig` (with kcheck's
+    compatibility layer), holding the configuration last read.
+    """
+
+    def __init__(self, srctree: Path, arch: str, env: dict[str, str], kconf, *,
+                 allow_shell: bool, from_cache: bool) -> None:
+        self.srctree = srctree
+        self.arch = arch
+        self.env = env
+        self.kconf = kconf
+        self.allow_shell = allow_shell
+        #: True when the parse came from the per-user cache.
+        self.from_cache = from_cache
+        self._active: KconfigSource | None = None
+
+    @classmethod
+    def load(
+        cls,
+        srctree: Path,
+        *,
+        arch: str | None = None,
+        allow_shell: bool = True,
+        use_cache: bool = True,
+    ) -> KconfigTree:
+        """Parse the Kconfig files of the kernel tree ``srctree`` (or take them from the cache).
+
+        ``arch`` is make's ``ARCH`` (``x86_64``, ``x86``, ``arm64``...); None
+        uses ``$ARCH`` or this machine, as ``make`` does (pass the config
+        header's arch, see :func:`kcheck.kconfig.env.arch_from_config`, to
+        follow the file instead).
+
+        ``allow_shell=False`` parses without running any ``$(shell,...)``
+        from the Kconfig files (for trees you do not trust). Every probe then
+        answers "n": toolchain symbols (``CC_IS_GCC``, ``GCC_VERSION``,
+        ``CC_HAS_*``, ``AS_*``, ``LD_*``, ``RUST_IS_AVAILABLE``...) come out
+        n/empty/0 and symbols depending on them may differ from what
+        ``make olddefconfig`` computes; everything else is exact.
+
+        ``use_cache=False`` always parses and leaves the cache alone.
+        Raises :class:`KcheckError` when ``srctree`` is not a kernel tree or
+        its Kconfig files do not parse (the message names file and line).
+        """
+        srctree = Path(srctree).resolve()
+        if not (srctree / "Kconfig").is_file():
+            raise KcheckError(
+                f"{srctree}: not a kernel source tree (no Kconfig file); "
+                "pass --kernel-dir with the kernel sources"
+            )
+        env = kconfig_env(srctree, arch)
+        entry = cache.entry_path(srctree, env["ARCH"], allow_shell)
+        with _environment(env):
+            kconf = cache.load(entry, str(srctree), env) if use_cache else None
+            from_cache = kconf is not None
+            if kconf is None:
+                kconf = _parse(srctree, allow_shell)
+                if use_cache:
+                    cache.store_in_background(entry, kconf, env)
+        return cls(srctree, env["ARCH"], env, kconf, allow_shell=allow_shell,
+                   from_cache=from_cache)
+
+    def read(self, config_path: Path) -> KconfigSource:
+        """Load ``config_path`` as ``make olddefconfig`` would; return its :class:`KconfigSource`."""
+        config_path = Path(config_path)
+        written = read_assignments(config_path)
+        source = KconfigSource(self, config_path, written)
+        self._load(source)
+        return source
+
+    def write_config(self, path: Path) -> None:
+        """Write the loaded configuration as ``make olddefconfig`` would, atomically."""
+        path = Path(path)
+        header = f"#\n# Automatically generated file; DO NOT EDIT.\n# {self.kconf.mainmenu_text}\n#\n"
+        tmp = path.with_name(f".{path.name}.kcheck-tmp")
+        try:
+            self.kconf.write_config(str(tmp), header=header, save_old=False)
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise KcheckError(f"{path}: cannot write the configuration ({exc.strerror})") from None
+
+    def _activate(self, source: KconfigSource) -> None:
+        if self._active is not source:
+            self._load(source)
+
+    def _load(self, source: KconfigSource) -> None:
+        kconf = self.kconf
+        kconf.warnings = []
+        try:
+            kconf.load_config(str(source.path), replace=True)
+        except (OSError, kconfiglib.KconfigError) as exc:
+            raise InputError(f"{source.path}: cannot load the configuration ({exc})") from None
+        self._active = source
+
+
+def _parse(srctree: Path, allow_shell: bool):
+    """Parse ``srctree``'s Kconfig with the compat layer; errors name file and line."""
+    try:
+        kconf = CompatKconfig("Kconfig", warn_to_stderr=False, allow_shell=allow_shell)
+    except kconfiglib.KconfigError as exc:
+        message = " ".join(str(exc).split())
+        raise KcheckError(
+            f"{srctree}: the Kconfig files do not parse: {message}"
+        ) from None
+    except OSError as exc:
+        raise KcheckError(
+            f"{exc.filename or srctree}: cannot read a Kconfig file ({exc.strerror})"
+        ) from None
+    kconf._readline = None  # a closed file's method; nothing to keep or pickle
+    # The parse lives as long as the process: keep the collector from walking its
+    # ~300k objects again and again (and from tearing them down one by one at exit).
+    gc.freeze()
+    kconf.warn_assign_undef = False
+    kconf.warn_assign_override = False
+    kconf.warn_assign_redun = False
+    return kconf

@@ -1,0 +1,113 @@
+"""Replace a user's file so that no failure can leave it half-written.
+
+The new content goes to a temporary file in the *same directory* (so the final
+``rename`` is atomic on POSIX filesystems), is flushed and ``fsync``-ed, gets
+the old file's permission bits and ownership, and only then is renamed over the
+old name; the directory is ``fsync``-ed so the rename itself survives a crash.
+A backup of the old file (``.config.old``, the kernel's own convention) is made
+as a hard link or copy *before* the rename, so at every instant the original
+content is reachable under its own name. Any exception (full disk, read-only
+directory, a failing ``fsync``) removes the temporary file and leaves the
+original byte for byte; a kill leaves at worst a ``.<name>.kcheck-*`` temporary
+file next to an intact original.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from kcheck.errors import InputError
+
+
+def backup_path(path: Path) -> Path:
+    """Where the previous version is kept: ``<name>.old`` (``.config`` -> ``.config.old``)."""
+    return path.with_name(path.name + ".old")
+
+
+def write_atomic(path: Path, data: bytes | str, *, backup: bool = True) -> Path | None:
+    """Replace ``path`` with ``data`` atomically; return the backup's path (None when none was made).
+
+    A missing ``path`` is created (mode 0644 minus the umask, like any new file).
+    Raises :class:`~kcheck.errors.InputError` naming the file when it cannot be
+    written; the original is then untouched.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        old = os.stat(path)
+    except FileNotFoundError:
+        old = None
+    except OSError as exc:
+        raise InputError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.kcheck-", dir=directory)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if old is not None:
+                os.fchmod(fd, old.st_mode & 0o7777)
+                if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                    os.fchown(fd, old.st_uid, old.st_gid)
+            else:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.fchmod(fd, 0o666 & ~umask)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        saved = None
+        if backup and old is not None:
+            saved = backup_path(path)
+            _backup(path, saved)
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_dir(directory)
+        return saved
+    except OSError as exc:
+        raise InputError(f"cannot write {path} ({exc.strerror or exc}); nothing was changed: check free space and permissions of {directory}") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _backup(path: Path, saved: Path) -> None:
+    """Keep the current ``path`` as ``saved`` (atomically replacing an older backup)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{saved.name}.kcheck-", dir=path.parent)
+    os.close(fd)
+    try:
+        shutil.copy2(path, tmp)
+        owner = os.stat(path)
+        if (owner.st_uid, owner.st_gid) != (os.geteuid(), os.getegid()):
+            os.chown(tmp, owner.st_uid, owner.st_gid)
+        os.replace(tmp, saved)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (best effort: some filesystems refuse)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

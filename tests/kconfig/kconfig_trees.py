@@ -1,0 +1,226 @@
+"""Small synthetic Kconfig trees for unit tests, and a runner for the kernel's real ``conf``.
+
+Each tree is written into a temporary directory with a kernel-like Makefile
+(so the environment derivation finds a KERNELVERSION). Cases are modelled on
+the kernel's own ``scripts/kconfig/tests``: one construct per tree.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import realkernel
+
+MAKEFILE = "VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 0\nEXTRAVERSION =\n"
+
+
+def write_tree(root: Path, kconfig: str, extra: dict[str, str] | None = None) -> Path:
+    """Write a Kconfig tree (``Kconfig`` plus ``extra`` files) under ``root``; return ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "Makefile").write_text(MAKEFILE)
+    (root / "Kconfig").write_text(textwrap.dedent(kconfig))
+    for name, text in (extra or {}).items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+def write_config(path: Path, text: str) -> Path:
+    """Write a ``.config`` from dedented ``text``."""
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def run_conf(conf: Path, tree: Path, config: Path) -> dict[str, str]:
+    """Run the kernel's ``conf --olddefconfig`` on ``tree`` with ``config``; return its assignments."""
+    out = config.with_name(config.name + ".conf-out")
+    out.write_bytes(config.read_bytes())
+    env = dict(realkernel.oracle_env(), srctree=str(tree), KCONFIG_CONFIG=str(out))
+    proc = subprocess.run(
+        [str(conf), "--olddefconfig", "Kconfig"], cwd=tree, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    return realkernel.read_assignments(out)
+
+
+# --- the cases -------------------------------------------------------------------------------
+
+MODULES_ATTRIBUTE = """\
+    config MODULES
+    	bool "Enable loadable module support"
+    	modules
+    	default y
+
+    config A
+    	tristate "A"
+    	help
+    	  modules
+    	  The word above is help text and must stay help text.
+
+    config B
+    	tristate "B"
+    	depends on A
+
+    config C
+    	tristate "C"
+    	default m
+    """
+
+CHOICE = """\
+    config MODULES
+    	bool "modules"
+    	modules
+    	default y
+
+    config A
+    	bool "A"
+
+    choice
+    	prompt "Pick one"
+    	default C2
+
+    config C1
+    	bool "C1"
+
+    config C2
+    	bool "C2"
+
+    config C3
+    	bool "C3"
+    	depends on A
+
+    endchoice
+    """
+
+SELECT_IMPLY = """\
+    config MODULES
+    	bool "modules"
+    	modules
+    	default y
+
+    config S
+    	bool "S"
+    	select T
+    	imply U
+
+    config T
+    	bool
+
+    config DEP
+    	tristate "DEP"
+
+    config U
+    	tristate "U"
+    	depends on DEP
+
+    config BLOCK
+    	bool "BLOCK"
+
+    config V
+    	bool "V"
+    	depends on BLOCK
+
+    config W
+    	bool "W"
+    	depends on BLOCK
+
+    config SW
+    	bool "SW"
+    	select W
+    """
+
+#: ``depends on X if Y`` (Linux >= 7.0) and the form the kernel defines it as.
+CONDITIONAL_DEPENDS = """\
+    config MODULES
+    	bool "modules"
+    	modules
+    	default y
+
+    config X
+    	tristate "X"
+
+    config Y
+    	tristate "Y"
+
+    config Z
+    	tristate "Z"
+
+    config BASIC
+    	tristate "basic"
+    	depends on X if Y
+    	default y
+
+    config COMPLEX
+    	tristate "complex"
+    	depends on (X && Z) if (Y || Z)
+    	default y
+
+    config OPTIONAL
+    	tristate "optional"
+    	depends on Z if Z
+    	default y
+    """
+
+CONDITIONAL_DEPENDS_AS_KERNEL_DEFINES = (
+    CONDITIONAL_DEPENDS.replace("depends on X if Y", "depends on X || Y = n")
+    .replace("depends on (X && Z) if (Y || Z)", "depends on (X && Z) || (Y = n && Z = n)")
+    .replace("depends on Z if Z", "depends on Z || Z = n")
+)
+
+TRANSITIONAL = """\
+    config MODULES
+    	bool "modules"
+    	modules
+    	default y
+
+    config NEW_BOOL
+    	bool "new bool"
+    	default OLD_BOOL
+
+    config OLD_BOOL
+    	bool
+    	transitional
+    	help
+    	  Renamed to NEW_BOOL.
+
+    config NEW_TRI
+    	tristate "new tristate"
+    	default OLD_TRI
+
+    config OLD_TRI
+    	tristate
+    	transitional
+
+    config NEW_STR
+    	string "new string"
+    	default OLD_STR
+
+    config OLD_STR
+    	string
+    	transitional
+
+    config NEW_INT
+    	int "new int"
+    	default OLD_INT
+
+    config OLD_INT
+    	int
+    	transitional
+
+    config NEW_KEPT
+    	bool "the user's own value wins"
+    	default OLD_KEPT
+
+    config OLD_KEPT
+    	bool
+    	transitional
+    """
+
+
+def env_without_toolchain() -> dict[str, str]:
+    """The process environment without variables that would change a Kconfig evaluation."""
+    return realkernel.oracle_env(os.environ)

@@ -1,0 +1,55 @@
+"""Probes run ahead of the parse: the same results as running them in order, and no extra runs."""
+
+from __future__ import annotations
+
+import pytest
+
+import kconfig_trees as kt
+from kcheck.kconfig import KconfigTree, probes
+
+INCLUDE = """\
+    success = $(shell,{ $(1); } >/dev/null 2>&1 && echo y || echo n)
+    counter := $(shell,echo start >> {log}; echo 1)
+    """
+
+TOP = """\
+    source "Kconfig.include"
+    source "sub/Kconfig"
+    """
+
+# Prefetching starts when a file is entered, so the probes sit in a file sourced
+# after the macros are defined (as in Linux, where Kconfig.include comes first).
+SUB = """\
+    config A
+    \tdef_bool $(success,echo a >> {log}; true)
+
+    config B
+    \tdef_bool $(success,echo b >> {log}; false)
+
+    config C
+    \tstring "c"
+    \tdefault "$(shell,echo c >> {log}; echo value)"
+    \thelp
+    \t  Help text may say $(shell,echo help >> {log}) without running it.
+
+    config D
+    \tdef_bool $(success,echo a >> {log}; true)
+    """
+
+
+@pytest.mark.parametrize("allow_prefetch", [True, False])
+def test_prefetched_probes_give_the_same_values(tmp_path, monkeypatch, allow_prefetch):
+    log = tmp_path / "log"
+    if not allow_prefetch:
+        monkeypatch.setattr(probes.ProbeRunner, "prefetch", lambda self, kconf, text: None)
+    root = kt.write_tree(tmp_path / "t", TOP, {
+        "Kconfig.include": INCLUDE.replace("{log}", str(log)),
+        "sub/Kconfig": SUB.replace("{log}", str(log)),
+    })
+    tree = KconfigTree.load(root, use_cache=False)
+    src = tree.read(kt.write_config(tmp_path / "in.config", ""))
+    assert [src.state(n).value for n in "ABCD"] == ["y", "n", "value", "y"]
+    ran = sorted(log.read_text().split())
+    # Help text never runs. Prefetching runs each distinct command once (D repeats A's
+    # command, deterministic by definition); running in order, as conf does, runs it twice.
+    assert ran == (["a", "b", "c", "start"] if allow_prefetch else ["a", "a", "b", "c", "start"])

@@ -70,6 +70,11 @@ def make_config(tmp_path_factory) -> Callable[..., Path]:
     return run
 
 
+def _conf(tree: Path, make_config) -> Path:
+    make_config(tree, "allnoconfig")
+    return make_config.outdirs[tree] / "scripts" / "kconfig" / "conf"
+
+
 @pytest.fixture(scope="session")
 def kernel_conf(linux_6_12, make_config) -> Path:
     """The kernel's own ``conf`` program, built from the 6.12 tree (knows the bare ``modules``).
@@ -77,9 +82,13 @@ def kernel_conf(linux_6_12, make_config) -> Path:
     Run it on a small Kconfig tree as ``srctree=<dir> conf --olddefconfig Kconfig``
     with ``KCONFIG_CONFIG`` naming the ``.config``.
     """
-    make_config(linux_6_12, "allnoconfig")
-    outdir = next(d for t, d in make_config.outdirs.items() if t == linux_6_12)
-    return outdir / "scripts" / "kconfig" / "conf"
+    return _conf(linux_6_12, make_config)
+
+
+@pytest.fixture(scope="session")
+def kernel_conf_6_1(linux_6_1, make_config) -> Path:
+    """Like ``kernel_conf``, built from the 6.1 tree (choices still picked the pre-6.11 way)."""
+    return _conf(linux_6_1, make_config)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,6 +15,7 @@ import difflib
 import pytest
 
 import realkernel
+from kcheck.kconfig.compat import CHOICE_RULES_6_11
 
 pytestmark = pytest.mark.realtree
 
@@ -55,3 +56,8 @@ def test_inputs_really_differ_from_their_olddefconfig(debian_configs_6_12, kconf
     source = kconfig_6_12.read(given)
     state = source.state("CC_VERSION_TEXT")
     assert state.written != state.value
+
+
+def test_choice_rules_follow_each_trees_own_conf(kconfig_6_1, kconfig_6_12):
+    assert kconfig_6_1.kconf.choice_rules is None
+    assert kconfig_6_12.kconf.choice_rules == CHOICE_RULES_6_11

@@ -145,12 +145,75 @@ def _rec_invalidate_if_has_prompt(sym):
         _BASE_REC_INVALIDATE(sym)
 
 
+_BASE_SELECTION = kconfiglib.Choice._selection
+
+#: ``CompatKconfig.choice_rules`` value for trees whose ``conf`` picks choice members
+#: the Linux 6.11+ way (see :func:`_linux611_selection`).
+CHOICE_RULES_6_11 = "linux-6.11"
+
+
+def _linux611_selection(choice):
+    """The selected member of a bool choice the way Linux >= 6.11's ``conf`` picks it.
+
+    Members are ranked by the ``.config``: the one assigned last (to y *or* n)
+    first, then the ones the file does not mention, in Kconfig order. The
+    selection is the first visible member the file sets to y; else the
+    choice's default, unless the file sets that one to n; else the first
+    visible member the file does not mention; else the lowest-ranked visible
+    member. (kconfiglib, like older kernels, ignores an explicit n on the
+    default and always falls back to it.)
+    """
+    if choice.tri_value != 2:
+        return None
+    order = getattr(choice.kconfig, "assignment_order", None) or {}
+    members = list(choice.syms)
+    assigned = sorted((m for m in members if m.name in order), key=lambda m: -order[m.name])
+    ranked = assigned + [m for m in members if m.name not in order]
+    for member in ranked:
+        if member.visibility and member.user_value == 2:
+            return member
+    default = choice._selection_from_defaults()
+    if default is not None and default.user_value != 0:
+        return default
+    for member in members:
+        if member.visibility and member.user_value is None:
+            return member
+    for member in reversed(ranked):
+        if member.visibility:
+            return member
+    return None
+
+
+def choice_rules_for(srctree, kernelversion: str) -> str | None:
+    """Return the choice rules of the tree's own ``conf`` (read from its symbol.c).
+
+    Linux 6.11 reworked how ``conf`` picks a choice member; a tree's
+    ``scripts/kconfig/symbol.c`` shows which one it has (the new code keeps a
+    ``choice_members`` priority list). Without that file, the version decides.
+    """
+    try:
+        text = (srctree / "scripts" / "kconfig" / "symbol.c").read_text(errors="replace")
+    except OSError:
+        numbers = re.findall(r"\d+", kernelversion)[:2]
+        major_minor = tuple(int(n) for n in numbers) if len(numbers) == 2 else (0, 0)
+        return CHOICE_RULES_6_11 if major_minor >= (6, 11) else None
+    return CHOICE_RULES_6_11 if "choice_members" in text else None
+
+
+def _selection(choice):
+    kconf = choice.kconfig
+    if kconf.__class__ is CompatKconfig and getattr(kconf, "choice_rules", None) == CHOICE_RULES_6_11:
+        return _linux611_selection(choice)
+    return _BASE_SELECTION(choice)
+
+
 kconfiglib.Symbol.tri_value = property(_tri_value, doc=kconfiglib.Symbol.tri_value.__doc__)
 kconfiglib.Symbol.str_value = property(_str_value, doc=kconfiglib.Symbol.str_value.__doc__)
 kconfiglib.Symbol.config_string = property(
     _config_string, doc=kconfiglib.Symbol.config_string.__doc__
 )
 kconfiglib.Symbol._rec_invalidate_if_has_prompt = _rec_invalidate_if_has_prompt
+kconfiglib.Choice._selection = _selection
 
 
 def _indent(line: str) -> int:
@@ -443,7 +506,14 @@ class CompatKconfig(kconfiglib.Kconfig):
     probes run on a thread pool ahead of the parse (:mod:`kcheck.kconfig.probes`).
     """
 
-    def __init__(self, *args, allow_shell: bool = True, **kwargs) -> None:
+    def __init__(self, *args, allow_shell: bool = True, choice_rules: str | None = None,
+                 **kwargs) -> None:
+        #: How choices pick their member: :data:`CHOICE_RULES_6_11` or None (kconfiglib's,
+        #: which is also Linux < 6.11's).
+        self.choice_rules = choice_rules
+        #: symbol name -> line of its last assignment in the loaded ``.config`` (the
+        #: 6.11 choice rules rank members by it); set by whoever loads a configuration.
+        self.assignment_order: dict[str, int] = {}
         self._compat_rewriter = Rewriter()
         self._compat_parsing = True
         self._probe_runner = probes.ProbeRunner() if allow_shell else None

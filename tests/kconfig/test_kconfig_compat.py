@@ -298,3 +298,15 @@ def test_plain_kconfiglib_keeps_its_own_rules(tmp_path):
     kconf = kconfiglib.Kconfig(str(root / "Kconfig"), warn=False)
     kconf.load_config(str(kt.write_config(tmp_path / "in.config", "CONFIG_S=y\nCONFIG_DEP=m\n")))
     assert kconf.syms["U"].str_value == "y"  # kconfiglib promotes m to y for an implied y
+
+
+def test_a_choice_member_set_later_wins_like_in_conf(tmp_path):
+    # What the fixer does: load a file, then set another member of a choice to y.
+    tree = load(tmp_path, kt.CHOICE)
+    src = tree.read(kt.write_config(tmp_path / "in.config", "CONFIG_C2=y\n"))
+    assert src.state("C2").value == "y"
+    tree.kconf.syms["C1"].set_value("y")
+    assert tree.kconf.syms["C1"].str_value == "y"
+    assert tree.kconf.syms["C2"].str_value == "n"
+    tree.write_config(tmp_path / "out.config")
+    assert realkernel.read_assignments(tmp_path / "out.config")["C1"] == "y"

@@ -30,6 +30,7 @@ the physical line count, so file:line locations stay those of the real file.
 from __future__ import annotations
 
 import io
+import itertools
 import re
 
 import kconfiglib
@@ -155,8 +156,9 @@ CHOICE_RULES_6_11 = "linux-6.11"
 def _linux611_selection(choice):
     """The selected member of a bool choice the way Linux >= 6.11's ``conf`` picks it.
 
-    Members are ranked by the ``.config``: the one assigned last (to y *or* n)
-    first, then the ones the file does not mention, in Kconfig order. The
+    Members are ranked by assignment: the one assigned last (to y *or* n, in
+    the ``.config`` or later with ``set_value``) first, then the unassigned
+    ones, in Kconfig order. The
     selection is the first visible member the file sets to y; else the
     choice's default, unless the file sets that one to n; else the first
     visible member the file does not mention; else the lowest-ranked visible
@@ -165,7 +167,7 @@ def _linux611_selection(choice):
     """
     if choice.tri_value != 2:
         return None
-    order = getattr(choice.kconfig, "assignment_order", None) or {}
+    order = getattr(choice.kconfig, "assignment_order", None) or {}  # name -> sequence number
     members = list(choice.syms)
     assigned = sorted((m for m in members if m.name in order), key=lambda m: -order[m.name])
     ranked = assigned + [m for m in members if m.name not in order]
@@ -200,6 +202,27 @@ def choice_rules_for(srctree, kernelversion: str) -> str | None:
     return CHOICE_RULES_6_11 if "choice_members" in text else None
 
 
+_BASE_SET_VALUE = kconfiglib.Symbol.set_value
+_BASE_UNSET_VALUE = kconfiglib.Symbol.unset_value
+_assignments = itertools.count()
+
+
+def _set_value(sym, value):
+    ok = _BASE_SET_VALUE(sym, value)
+    kconf = sym.kconfig
+    if ok and sym.choice is not None and kconf.__class__ is CompatKconfig:
+        # conf moves a choice member to the front of its choice on every valid assignment.
+        kconf.assignment_order[sym.name] = next(_assignments)
+    return ok
+
+
+def _unset_value(sym):
+    kconf = sym.kconfig
+    if kconf.__class__ is CompatKconfig:
+        kconf.assignment_order.pop(sym.name, None)
+    return _BASE_UNSET_VALUE(sym)
+
+
 def _selection(choice):
     kconf = choice.kconfig
     if kconf.__class__ is CompatKconfig and getattr(kconf, "choice_rules", None) == CHOICE_RULES_6_11:
@@ -214,6 +237,10 @@ kconfiglib.Symbol.config_string = property(
 )
 kconfiglib.Symbol._rec_invalidate_if_has_prompt = _rec_invalidate_if_has_prompt
 kconfiglib.Choice._selection = _selection
+kconfiglib.Symbol.set_value = _set_value
+kconfiglib.Symbol.set_value.__doc__ = _BASE_SET_VALUE.__doc__
+kconfiglib.Symbol.unset_value = _unset_value
+kconfiglib.Symbol.unset_value.__doc__ = _BASE_UNSET_VALUE.__doc__
 
 
 def _indent(line: str) -> int:
@@ -511,8 +538,8 @@ class CompatKconfig(kconfiglib.Kconfig):
         #: How choices pick their member: :data:`CHOICE_RULES_6_11` or None (kconfiglib's,
         #: which is also Linux < 6.11's).
         self.choice_rules = choice_rules
-        #: symbol name -> line of its last assignment in the loaded ``.config`` (the
-        #: 6.11 choice rules rank members by it); set by whoever loads a configuration.
+        #: choice member name -> sequence number of its last assignment (from a
+        #: ``.config`` or ``set_value``); the 6.11 choice rules rank members by it.
         self.assignment_order: dict[str, int] = {}
         self._compat_rewriter = Rewriter()
         self._compat_parsing = True

@@ -197,7 +197,7 @@ class KconfigTree:
     def _load(self, source: KconfigSource) -> None:
         kconf = self.kconf
         kconf.warnings = []
-        kconf.assignment_order = {name: line for name, (_, line) in source.written.items()}
+        kconf.assignment_order = {}  # this file's assignments alone rank choice members
         try:
             kconf.load_config(str(source.path), replace=True)
         except (OSError, kconfiglib.KconfigError) as exc:

@@ -25,6 +25,17 @@ the physical line count, so file:line locations stay those of the real file.
     only compares symbols (``A = n``), so "Y evaluates to n" is spelled out
     by pushing ``= n`` through Y's operators (``A && B`` is n when A or B is
     n, ``!A`` is n when A is y, a comparison is n when its negation holds).
+
+Parsing is half of it: ``conf`` also *evaluates* differently from kconfiglib
+since 2020, and :class:`CompatKconfig` follows the kernel there too:
+
+- ``imply`` (all Linux 6.x): see :func:`_linux6_tri_value`;
+- choices (Linux >= 6.11, read off the tree's own ``conf`` sources): see
+  :func:`_linux611_selection`.
+
+kconfiglib checks ``obj.__class__ is Symbol`` throughout, so these rules are
+installed on kconfiglib's own classes and apply only to a ``CompatKconfig``;
+a plain ``kconfiglib.Kconfig`` in the same process keeps its behaviour.
 """
 
 from __future__ import annotations
@@ -42,9 +53,7 @@ _HELP_WORDS = ("help", "---help---")
 _DEPENDS_IF = re.compile(r"^\s*depends\s+on\b.*\bif\b", re.M)
 
 
-# kconfiglib checks ``obj.__class__ is Symbol`` throughout, so symbols cannot be
-# subclassed; the Linux 6.x rules below are installed on ``Symbol`` itself and
-# apply only to symbols of a :class:`CompatKconfig` (plain kconfiglib use is untouched).
+# The evaluation rules are installed on kconfiglib's classes (see the module docs).
 _BASE_TRI_VALUE = kconfiglib.Symbol.tri_value.fget
 _BASE_STR_VALUE = kconfiglib.Symbol.str_value.fget
 _BASE_CONFIG_STRING = kconfiglib.Symbol.config_string.fget

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import kconfig_trees as kt
@@ -53,3 +55,21 @@ def test_prefetched_probes_give_the_same_values(tmp_path, monkeypatch, allow_pre
     # Help text never runs. Prefetching runs each distinct command once (D repeats A's
     # command, deterministic by definition); running in order, as conf does, runs it twice.
     assert ran == (["a", "b", "c", "start"] if allow_prefetch else ["a", "a", "b", "c", "start"])
+
+
+def test_probes_run_in_a_private_scratch_directory(tmp_path, monkeypatch):
+    # cc-option style probes make scratch directories in the current directory, which
+    # may be read-only for kcheck (make runs them in the build directory).
+    root = kt.write_tree(tmp_path / "t", """\
+        config WHERE
+        \tstring "where"
+        \tdefault "$(shell,pwd)"
+        """)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    tree = KconfigTree.load(root, use_cache=False)
+    where = tree.read(kt.write_config(tmp_path / "in.config", "")).state("WHERE").value
+    assert where not in ("", str(cwd))
+    assert "kcheck-probes-" in where
+    assert not Path(where).exists()  # cleaned up after the parse

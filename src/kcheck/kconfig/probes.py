@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 
 _ASSIGNMENT = re.compile(r"^\s*[A-Za-z0-9_-]+\s*(:=|\+=|\?=|=)")
 _SILENCED = ("info", "warning-if", "error-if")
 
 
-def _run(command: str) -> tuple[bytes, bytes]:
-    proc = subprocess.run(command, shell=True, capture_output=True)
+def _run(command: str, cwd: str | None = None) -> tuple[bytes, bytes]:
+    proc = subprocess.run(command, shell=True, capture_output=True, cwd=cwd)
     return proc.stdout, proc.stderr
 
 
@@ -37,6 +39,9 @@ class ProbeRunner:
         self.pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2,
                                        thread_name_prefix="kcheck-probe")
         self.futures: dict[str, Future] = {}
+        # Probes such as cc-option write scratch files into the current directory
+        # (make runs them in the build directory); kcheck's may be read-only.
+        self.workdir = tempfile.mkdtemp(prefix="kcheck-probes-")
 
     def prefetch(self, kconf, code_lines: list[str]) -> None:
         """Start the probes a Kconfig file about to be parsed will run.
@@ -72,17 +77,18 @@ class ProbeRunner:
             kconf.env_vars.update(saved_env_vars)
         for command in commands:
             if command not in self.futures:
-                self.futures[command] = self.pool.submit(_run, command)
+                self.futures[command] = self.pool.submit(_run, command, self.workdir)
 
     def result(self, command: str) -> tuple[bytes, bytes]:
         """Return (stdout, stderr) of ``command``: the prefetched run, or a run now."""
         future = self.futures.get(command)
-        return future.result() if future is not None else _run(command)
+        return future.result() if future is not None else _run(command, self.workdir)
 
     def close(self) -> None:
         """Drop probes not started yet and wait for the running ones."""
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.futures.clear()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def shell(kconf, _name, command):

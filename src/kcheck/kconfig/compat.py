@@ -50,7 +50,10 @@ from kcheck.kconfig import probes
 
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 _HELP_WORDS = ("help", "---help---")
-_DEPENDS_IF = re.compile(r"^\s*depends\s+on\b.*\bif\b", re.M)
+# A line the Rewriter may change (a cheap pre-check; the line scan decides).
+_NEEDS_REWRITE = re.compile(
+    r"^[ \t]*(?:modules|transitional)[ \t]*(?:#.*)?$|^[ \t]*depends[ \t]+on\b.*\bif\b", re.M
+)
 
 
 # The evaluation rules are installed on kconfiglib's classes (see the module docs).
@@ -479,7 +482,7 @@ class Rewriter:
 
     def rewrite(self, text: str, filename: str) -> str:
         """Return ``text`` with post-14.1.0 constructs lowered, line count unchanged."""
-        if "modules" not in text and "transitional" not in text and not _DEPENDS_IF.search(text):
+        if not _NEEDS_REWRITE.search(text):
             return text  # the common case: nothing to do, skip the line scan
         out: list[str] = []
         lines = text.splitlines(keepends=True)

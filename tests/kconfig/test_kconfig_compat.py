@@ -215,6 +215,15 @@ def test_conditional_depends_lowering_text():
     assert lower_conditional_depends("A", "$(success,true)") == "(A) || $(success,true) = n"
 
 
+def test_attributes_with_trailing_comments_are_lowered():
+    text = "config MODULES\n\tbool \"m\"\n\tmodules # marks m\nconfig OLD\n\tbool\n\ttransitional # gone\n"
+    rewriter = Rewriter()
+    out = rewriter.rewrite(text, "Kconfig")
+    assert "\toption modules # marks m\n" in out
+    assert rewriter.transitional == {"OLD"}
+    assert out.count("\n") == text.count("\n")
+
+
 def test_conditional_depends_keeps_line_numbers_and_help(tmp_path):
     text = "config A\n\tbool \"A\"\n\thelp\n\t  depends on X if Y\n\nconfig B\n\tbool\n\tdepends on A \\\n\t  if A\n"
     out = Rewriter().rewrite(text, "Kconfig")

@@ -503,14 +503,15 @@ class Rewriter:
                 span += 1
             words = logical.split()
             first = words[0] if words else ""
+            bare = logical.split("#", 1)[0].split()  # the words before a trailing comment
             new = None
             if first in ("config", "menuconfig") and len(words) > 1:
                 current = words[1]
             elif first in _HELP_WORDS:
                 help_text.start()
-            elif first == "modules" and len(words) == 1:
+            elif first == "modules" and len(bare) == 1:
                 new = logical.replace("modules", "option modules", 1)
-            elif first == "transitional" and len(words) == 1:
+            elif first == "transitional" and len(bare) == 1:
                 if current is None:
                     raise kconfiglib.KconfigError(
                         f"{filename}: 'transitional' outside a config entry"

@@ -61,3 +61,24 @@ def test_inputs_really_differ_from_their_olddefconfig(debian_configs_6_12, kconf
 def test_choice_rules_follow_each_trees_own_conf(kconfig_6_1, kconfig_6_12):
     assert kconfig_6_1.kconf.choice_rules is None
     assert kconfig_6_12.kconf.choice_rules == CHOICE_RULES_6_11
+
+
+def test_the_config_headers_arch_agrees_with_make_on_this_machine(tmp_path, linux_6_12,
+                                                                 debian_configs_6_12):
+    # `make olddefconfig` in /usr/src/linux on an x86_64 box runs with ARCH=x86 (its
+    # SUBARCH); kcheck takes the same from the config header ("# Linux/x86 ...").
+    from kcheck.kconfig import KconfigTree
+    from kcheck.kconfig.env import arch_from_config
+
+    given = debian_configs_6_12["amd64_none_amd64"]
+    arch = arch_from_config(given)
+    assert arch == "x86"
+    expected = realkernel.make_config(linux_6_12, "olddefconfig", given, outdir=tmp_path / "o",
+                                      arch=arch)
+    with pytest.MonkeyPatch.context() as mp:
+        for var in realkernel.TOOLCHAIN_VARS:
+            mp.delenv(var, raising=False)
+        tree = KconfigTree.load(linux_6_12, arch=arch)
+    tree.read(given)
+    tree.write_config(tmp_path / "kcheck.config")
+    assert (tmp_path / "kcheck.config").read_text() == expected.read_text()

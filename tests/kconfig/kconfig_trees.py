@@ -7,7 +7,6 @@ the kernel's own ``scripts/kconfig/tests``: one construct per tree.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -224,7 +223,3 @@ TRANSITIONAL = """\
     	transitional
     """
 
-
-def env_without_toolchain() -> dict[str, str]:
-    """The process environment without variables that would change a Kconfig evaluation."""
-    return realkernel.oracle_env(os.environ)

@@ -101,10 +101,6 @@ class KconfigSource:
             cached = self._states[name] = state_of(self.tree.kconf, name, self.written.get(name))
         return cached
 
-    def symbols(self) -> list[str]:
-        """Return the names of all symbols this tree defines."""
-        return [sym.name for sym in self.tree.kconf.unique_defined_syms]
-
 
 class KconfigTree:
     """A parsed kernel Kconfig tree; see the module docs.

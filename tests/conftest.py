@@ -7,6 +7,7 @@ Tests that use them are marked ``@pytest.mark.realtree``.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import shutil
 from collections.abc import Callable
@@ -119,3 +120,16 @@ def kconfig_6_1(linux_6_1):
 def kconfig_6_12(linux_6_12):
     """The 6.12 tree parsed once by kcheck (a :class:`kcheck.kconfig.KconfigTree`, x86_64)."""
     return _kconfig_tree(linux_6_12)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_parsed_trees():
+    """Let the collector free the Kconfig trees a finished test module parsed.
+
+    kcheck.kconfig hides a parsed tree from the garbage collector (gc.freeze: a
+    command keeps it to the end, and skips tearing it down at exit); a test
+    process parses many, so it hands them back after each module.
+    """
+    yield
+    gc.unfreeze()
+    gc.collect()

@@ -82,3 +82,22 @@ def test_the_config_headers_arch_agrees_with_make_on_this_machine(tmp_path, linu
     tree.read(given)
     tree.write_config(tmp_path / "kcheck.config")
     assert (tmp_path / "kcheck.config").read_text() == expected.read_text()
+
+
+def test_without_shell_only_toolchain_probes_differ(tmp_path, linux_6_12, debian_configs_6_12,
+                                                   make_config):
+    # --no-shell: no $(shell,...) runs, every probe answers n. The storage symbols kcheck
+    # is about keep their values; what changes is what the toolchain probes decide.
+    from kcheck.kconfig import KconfigTree
+
+    given = debian_configs_6_12["amd64_none_amd64"]
+    expected = realkernel.read_assignments(make_config(linux_6_12, "olddefconfig", given))
+    tree = KconfigTree.load(linux_6_12, arch=realkernel.ARCH, allow_shell=False, use_cache=False)
+    tree.read(given)
+    tree.write_config(tmp_path / "noshell.config")
+    got = realkernel.read_assignments(tmp_path / "noshell.config")
+    differing = {s for s in expected.keys() | got.keys() if expected.get(s) != got.get(s)}
+    assert "CC_IS_GCC" in differing  # the probes really did not run
+    assert len(differing) < 0.02 * len(expected)
+    for name in ("OVERLAY_FS", "BTRFS_FS", "BLK_DEV_DM", "DM_THIN_PROVISIONING", "EXT4_FS"):
+        assert got[name] == expected[name]

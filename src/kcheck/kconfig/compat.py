@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import re
 
 import kconfiglib
@@ -576,7 +577,11 @@ class CompatKconfig(kconfiglib.Kconfig):
         if mode == "r" and getattr(self, "_compat_parsing", False):
             with open(filename, encoding=self._encoding) as fh:
                 text = self._compat_rewriter.rewrite(fh.read(), filename)
-            if self._probe_runner is not None and "$(" in text:
-                self._probe_runner.prefetch(self, code_lines(text))
+            if self._probe_runner is not None:
+                self._probe_runner.prefetch_early(
+                    self, self.srctree, os.environ.get("SRCARCH", ""), code_lines
+                )
+                if "$(" in text:
+                    self._probe_runner.prefetch(self, code_lines(text))
             return io.StringIO(text)
         return super()._open(filename, mode)

@@ -19,8 +19,10 @@ from kcheck.errors import EXIT_USAGE, KcheckError
 #: name -> "module:attribute" of each subcommand's click command.
 LAZY_COMMANDS: dict[str, str] = {
     "drivers": "kcheck.commands:drivers",
-    "portage-hook": "kcheck.portage.hook:portage_hook",
     "explain": "kcheck.kconfig.explain:explain",
+    "fix": "kcheck.fix.cli:fix",
+    "lint": "kcheck.lint:lint",
+    "portage-hook": "kcheck.portage.hook:portage_hook",
 }
 
 EXIT_HELP = """\b

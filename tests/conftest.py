@@ -7,6 +7,7 @@ Tests that use them are marked ``@pytest.mark.realtree``.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import shutil
 from collections.abc import Callable
@@ -70,6 +71,11 @@ def make_config(tmp_path_factory) -> Callable[..., Path]:
     return run
 
 
+def _conf(tree: Path, make_config) -> Path:
+    make_config(tree, "allnoconfig")
+    return make_config.outdirs[tree] / "scripts" / "kconfig" / "conf"
+
+
 @pytest.fixture(scope="session")
 def kernel_conf(linux_6_12, make_config) -> Path:
     """The kernel's own ``conf`` program, built from the 6.12 tree (knows the bare ``modules``).
@@ -77,9 +83,13 @@ def kernel_conf(linux_6_12, make_config) -> Path:
     Run it on a small Kconfig tree as ``srctree=<dir> conf --olddefconfig Kconfig``
     with ``KCONFIG_CONFIG`` naming the ``.config``.
     """
-    make_config(linux_6_12, "allnoconfig")
-    outdir = next(d for t, d in make_config.outdirs.items() if t == linux_6_12)
-    return outdir / "scripts" / "kconfig" / "conf"
+    return _conf(linux_6_12, make_config)
+
+
+@pytest.fixture(scope="session")
+def kernel_conf_6_1(linux_6_1, make_config) -> Path:
+    """Like ``kernel_conf``, built from the 6.1 tree (choices still picked the pre-6.11 way)."""
+    return _conf(linux_6_1, make_config)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -110,3 +120,16 @@ def kconfig_6_1(linux_6_1):
 def kconfig_6_12(linux_6_12):
     """The 6.12 tree parsed once by kcheck (a :class:`kcheck.kconfig.KconfigTree`, x86_64)."""
     return _kconfig_tree(linux_6_12)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_parsed_trees():
+    """Let the collector free the Kconfig trees a finished test module parsed.
+
+    kcheck.kconfig hides a parsed tree from the garbage collector (gc.freeze: a
+    command keeps it to the end, and skips tearing it down at exit); a test
+    process parses many, so it hands them back after each module.
+    """
+    yield
+    gc.unfreeze()
+    gc.collect()

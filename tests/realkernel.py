@@ -88,6 +88,13 @@ def _deb(package: str) -> Path:
             proc = subprocess.run(
                 ["apt-get", "download", package], cwd=debdir, capture_output=True, text=True
             )
+            if proc.returncode != 0 and os.geteuid() == 0:
+                # A fresh CI image has no package lists yet: fetch them once and retry.
+                with locked("apt-get"):
+                    subprocess.run(["apt-get", "update"], capture_output=True)
+                proc = subprocess.run(
+                    ["apt-get", "download", package], cwd=debdir, capture_output=True, text=True
+                )
             found = sorted(debdir.glob(f"{package}_*.deb"))
             if proc.returncode != 0 or not found:
                 raise Unavailable(f"apt-get download {package} failed: {proc.stderr.strip()}")

@@ -7,20 +7,23 @@ the kernel's own ``scripts/kconfig/tests``: one construct per tree.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import textwrap
 from pathlib import Path
 
 import realkernel
 
-MAKEFILE = "VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 0\nEXTRAVERSION =\n"
+def write_tree(root: Path, kconfig: str, extra: dict[str, str] | None = None,
+               version: str = "6.12") -> Path:
+    """Write a Kconfig tree (``Kconfig`` plus ``extra`` files) under ``root``; return ``root``.
 
-
-def write_tree(root: Path, kconfig: str, extra: dict[str, str] | None = None) -> Path:
-    """Write a Kconfig tree (``Kconfig`` plus ``extra`` files) under ``root``; return ``root``."""
+    ``version`` goes into the Makefile; it decides the choice rules (Linux >= 6.11 or older).
+    """
     root.mkdir(parents=True, exist_ok=True)
-    (root / "Makefile").write_text(MAKEFILE)
+    major, minor = version.split(".")
+    (root / "Makefile").write_text(
+        f"VERSION = {major}\nPATCHLEVEL = {minor}\nSUBLEVEL = 0\nEXTRAVERSION =\n"
+    )
     (root / "Kconfig").write_text(textwrap.dedent(kconfig))
     for name, text in (extra or {}).items():
         path = root / name
@@ -220,7 +223,3 @@ TRANSITIONAL = """\
     	transitional
     """
 
-
-def env_without_toolchain() -> dict[str, str]:
-    """The process environment without variables that would change a Kconfig evaluation."""
-    return realkernel.oracle_env(os.environ)

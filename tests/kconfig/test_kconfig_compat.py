@@ -25,8 +25,8 @@ def _private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
 
 
-def load(tmp_path, kconfig, name="tree", **files):
-    root = kt.write_tree(tmp_path / name, kconfig, files)
+def load(tmp_path, kconfig, name="tree", version="6.12", **files):
+    root = kt.write_tree(tmp_path / name, kconfig, files, version=version)
     return KconfigTree.load(root, arch="x86_64", use_cache=False)
 
 
@@ -89,6 +89,12 @@ CORE_CASES = [
     (kt.CHOICE, "CONFIG_C3=y\n", {"C1": "n", "C2": "y", "C3": None}),
     (kt.CHOICE, "CONFIG_A=y\nCONFIG_C3=y\n", {"C2": "n", "C3": "y"}),
     (kt.CHOICE, "CONFIG_C1=y\n", {"C1": "y", "C2": "n"}),
+    (kt.CHOICE, "CONFIG_C1=y\nCONFIG_C2=y\n", {"C1": "n", "C2": "y"}),
+    (kt.CHOICE, "CONFIG_C2=y\nCONFIG_C1=y\n", {"C1": "y", "C2": "n"}),
+    # Linux >= 6.11: an explicit n on the default moves the choice on to another member.
+    (kt.CHOICE, "# CONFIG_C2 is not set\n", {"C1": "y", "C2": "n"}),
+    (kt.CHOICE, "CONFIG_A=y\n# CONFIG_C2 is not set\n# CONFIG_C1 is not set\n", {"C3": "y"}),
+    (kt.CHOICE, "# CONFIG_C1 is not set\n# CONFIG_C2 is not set\n", {"C1": "y", "C2": "n"}),
     (kt.SELECT_IMPLY, "CONFIG_S=y\nCONFIG_DEP=m\n", {"T": "y", "U": "m"}),
     (kt.SELECT_IMPLY, "CONFIG_S=y\nCONFIG_DEP=y\n# CONFIG_U is not set\n", {"U": "n"}),
     (kt.SELECT_IMPLY, "CONFIG_S=y\n# CONFIG_DEP is not set\n", {"U": "n", "T": "y"}),
@@ -110,6 +116,19 @@ def test_core_rules_match_the_kernels_conf(tmp_path, kernel_conf, kconfig, confi
     tree = load(tmp_path, kconfig)
     cfg = kt.write_config(tmp_path / "in.config", config)
     expected = kt.run_conf(kernel_conf, tree.srctree, cfg)
+    assert computed(tree, cfg, tmp_path / "out.config") == expected
+
+
+CHOICE_CONFIGS = [config for kconfig, config, _ in CORE_CASES if kconfig is kt.CHOICE]
+
+
+@pytest.mark.realtree
+@pytest.mark.parametrize("config", CHOICE_CONFIGS)
+def test_choices_before_6_11_match_that_kernels_conf(tmp_path, kernel_conf_6_1, config):
+    tree = load(tmp_path, kt.CHOICE, version="6.1")
+    assert tree.kconf.choice_rules is None
+    cfg = kt.write_config(tmp_path / "in.config", config)
+    expected = kt.run_conf(kernel_conf_6_1, tree.srctree, cfg)
     assert computed(tree, cfg, tmp_path / "out.config") == expected
 
 
@@ -196,6 +215,15 @@ def test_conditional_depends_lowering_text():
     assert lower_conditional_depends("A", "$(success,true)") == "(A) || $(success,true) = n"
 
 
+def test_attributes_with_trailing_comments_are_lowered():
+    text = "config MODULES\n\tbool \"m\"\n\tmodules # marks m\nconfig OLD\n\tbool\n\ttransitional # gone\n"
+    rewriter = Rewriter()
+    out = rewriter.rewrite(text, "Kconfig")
+    assert "\toption modules # marks m\n" in out
+    assert rewriter.transitional == {"OLD"}
+    assert out.count("\n") == text.count("\n")
+
+
 def test_conditional_depends_keeps_line_numbers_and_help(tmp_path):
     text = "config A\n\tbool \"A\"\n\thelp\n\t  depends on X if Y\n\nconfig B\n\tbool\n\tdepends on A \\\n\t  if A\n"
     out = Rewriter().rewrite(text, "Kconfig")
@@ -279,3 +307,15 @@ def test_plain_kconfiglib_keeps_its_own_rules(tmp_path):
     kconf = kconfiglib.Kconfig(str(root / "Kconfig"), warn=False)
     kconf.load_config(str(kt.write_config(tmp_path / "in.config", "CONFIG_S=y\nCONFIG_DEP=m\n")))
     assert kconf.syms["U"].str_value == "y"  # kconfiglib promotes m to y for an implied y
+
+
+def test_a_choice_member_set_later_wins_like_in_conf(tmp_path):
+    # What the fixer does: load a file, then set another member of a choice to y.
+    tree = load(tmp_path, kt.CHOICE)
+    src = tree.read(kt.write_config(tmp_path / "in.config", "CONFIG_C2=y\n"))
+    assert src.state("C2").value == "y"
+    tree.kconf.syms["C1"].set_value("y")
+    assert tree.kconf.syms["C1"].str_value == "y"
+    assert tree.kconf.syms["C2"].str_value == "n"
+    tree.write_config(tmp_path / "out.config")
+    assert realkernel.read_assignments(tmp_path / "out.config")["C1"] == "y"

@@ -15,6 +15,7 @@ import difflib
 import pytest
 
 import realkernel
+from kcheck.kconfig.compat import CHOICE_RULES_6_11
 
 pytestmark = pytest.mark.realtree
 
@@ -55,3 +56,48 @@ def test_inputs_really_differ_from_their_olddefconfig(debian_configs_6_12, kconf
     source = kconfig_6_12.read(given)
     state = source.state("CC_VERSION_TEXT")
     assert state.written != state.value
+
+
+def test_choice_rules_follow_each_trees_own_conf(kconfig_6_1, kconfig_6_12):
+    assert kconfig_6_1.kconf.choice_rules is None
+    assert kconfig_6_12.kconf.choice_rules == CHOICE_RULES_6_11
+
+
+def test_the_config_headers_arch_agrees_with_make_on_this_machine(tmp_path, linux_6_12,
+                                                                 debian_configs_6_12):
+    # `make olddefconfig` in /usr/src/linux on an x86_64 box runs with ARCH=x86 (its
+    # SUBARCH); kcheck takes the same from the config header ("# Linux/x86 ...").
+    from kcheck.kconfig import KconfigTree
+    from kcheck.kconfig.env import arch_from_config
+
+    given = debian_configs_6_12["amd64_none_amd64"]
+    arch = arch_from_config(given)
+    assert arch == "x86"
+    expected = realkernel.make_config(linux_6_12, "olddefconfig", given, outdir=tmp_path / "o",
+                                      arch=arch)
+    with pytest.MonkeyPatch.context() as mp:
+        for var in realkernel.TOOLCHAIN_VARS:
+            mp.delenv(var, raising=False)
+        tree = KconfigTree.load(linux_6_12, arch=arch)
+    tree.read(given)
+    tree.write_config(tmp_path / "kcheck.config")
+    assert (tmp_path / "kcheck.config").read_text() == expected.read_text()
+
+
+def test_without_shell_only_toolchain_probes_differ(tmp_path, linux_6_12, debian_configs_6_12,
+                                                   make_config):
+    # --no-shell: no $(shell,...) runs, every probe answers n. The storage symbols kcheck
+    # is about keep their values; what changes is what the toolchain probes decide.
+    from kcheck.kconfig import KconfigTree
+
+    given = debian_configs_6_12["amd64_none_amd64"]
+    expected = realkernel.read_assignments(make_config(linux_6_12, "olddefconfig", given))
+    tree = KconfigTree.load(linux_6_12, arch=realkernel.ARCH, allow_shell=False, use_cache=False)
+    tree.read(given)
+    tree.write_config(tmp_path / "noshell.config")
+    got = realkernel.read_assignments(tmp_path / "noshell.config")
+    differing = {s for s in expected.keys() | got.keys() if expected.get(s) != got.get(s)}
+    assert "CC_IS_GCC" in differing  # the probes really did not run
+    assert len(differing) < 0.02 * len(expected)
+    for name in ("OVERLAY_FS", "BTRFS_FS", "BLK_DEV_DM", "DM_THIN_PROVISIONING", "EXT4_FS"):
+        assert got[name] == expected[name]

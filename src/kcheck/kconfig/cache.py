@@ -40,7 +40,7 @@ from pathlib import Path
 import kconfiglib
 
 #: Bump when the pickled layout or the compat layer's parse output changes.
-FORMAT = 2
+FORMAT = 3
 
 
 def cache_dir() -> Path:

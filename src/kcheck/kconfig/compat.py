@@ -25,11 +25,24 @@ the physical line count, so file:line locations stay those of the real file.
     only compares symbols (``A = n``), so "Y evaluates to n" is spelled out
     by pushing ``= n`` through Y's operators (``A && B`` is n when A or B is
     n, ``!A`` is n when A is y, a comparison is n when its negation holds).
+
+Parsing is half of it: ``conf`` also *evaluates* differently from kconfiglib
+since 2020, and :class:`CompatKconfig` follows the kernel there too:
+
+- ``imply`` (all Linux 6.x): see :func:`_linux6_tri_value`;
+- choices (Linux >= 6.11, read off the tree's own ``conf`` sources): see
+  :func:`_linux611_selection`.
+
+kconfiglib checks ``obj.__class__ is Symbol`` throughout, so these rules are
+installed on kconfiglib's own classes and apply only to a ``CompatKconfig``;
+a plain ``kconfiglib.Kconfig`` in the same process keeps its behaviour.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
+import os
 import re
 
 import kconfiglib
@@ -38,12 +51,13 @@ from kcheck.kconfig import probes
 
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 _HELP_WORDS = ("help", "---help---")
-_DEPENDS_IF = re.compile(r"^\s*depends\s+on\b.*\bif\b", re.M)
+# A line the Rewriter may change (a cheap pre-check; the line scan decides).
+_NEEDS_REWRITE = re.compile(
+    r"^[ \t]*(?:modules|transitional)[ \t]*(?:#.*)?$|^[ \t]*depends[ \t]+on\b.*\bif\b", re.M
+)
 
 
-# kconfiglib checks ``obj.__class__ is Symbol`` throughout, so symbols cannot be
-# subclassed; the Linux 6.x rules below are installed on ``Symbol`` itself and
-# apply only to symbols of a :class:`CompatKconfig` (plain kconfiglib use is untouched).
+# The evaluation rules are installed on kconfiglib's classes (see the module docs).
 _BASE_TRI_VALUE = kconfiglib.Symbol.tri_value.fget
 _BASE_STR_VALUE = kconfiglib.Symbol.str_value.fget
 _BASE_CONFIG_STRING = kconfiglib.Symbol.config_string.fget
@@ -145,12 +159,101 @@ def _rec_invalidate_if_has_prompt(sym):
         _BASE_REC_INVALIDATE(sym)
 
 
+_BASE_SELECTION = kconfiglib.Choice._selection
+
+#: ``CompatKconfig.choice_rules`` value for trees whose ``conf`` picks choice members
+#: the Linux 6.11+ way (see :func:`_linux611_selection`).
+CHOICE_RULES_6_11 = "linux-6.11"
+
+
+def _linux611_selection(choice):
+    """The selected member of a bool choice the way Linux >= 6.11's ``conf`` picks it.
+
+    Members are ranked by assignment: the one assigned last (to y *or* n, in
+    the ``.config`` or later with ``set_value``) first, then the unassigned
+    ones, in Kconfig order. The
+    selection is the first visible member the file sets to y; else the
+    choice's default, unless the file sets that one to n; else the first
+    visible member the file does not mention; else the lowest-ranked visible
+    member. (kconfiglib, like older kernels, ignores an explicit n on the
+    default and always falls back to it.)
+    """
+    if choice.tri_value != 2:
+        return None
+    order = getattr(choice.kconfig, "assignment_order", None) or {}  # name -> sequence number
+    members = list(choice.syms)
+    assigned = sorted((m for m in members if m.name in order), key=lambda m: -order[m.name])
+    ranked = assigned + [m for m in members if m.name not in order]
+    for member in ranked:
+        if member.visibility and member.user_value == 2:
+            return member
+    default = choice._selection_from_defaults()
+    if default is not None and default.user_value != 0:
+        return default
+    for member in members:
+        if member.visibility and member.user_value is None:
+            return member
+    for member in reversed(ranked):
+        if member.visibility:
+            return member
+    return None
+
+
+def choice_rules_for(srctree, kernelversion: str) -> str | None:
+    """Return the choice rules of the tree's own ``conf`` (read from its symbol.c).
+
+    Linux 6.11 reworked how ``conf`` picks a choice member; a tree's
+    ``scripts/kconfig/symbol.c`` shows which one it has (the new code keeps a
+    ``choice_members`` priority list). Without that file, the version decides.
+    """
+    try:
+        text = (srctree / "scripts" / "kconfig" / "symbol.c").read_text(errors="replace")
+    except OSError:
+        numbers = re.findall(r"\d+", kernelversion)[:2]
+        major_minor = tuple(int(n) for n in numbers) if len(numbers) == 2 else (0, 0)
+        return CHOICE_RULES_6_11 if major_minor >= (6, 11) else None
+    return CHOICE_RULES_6_11 if "choice_members" in text else None
+
+
+_BASE_SET_VALUE = kconfiglib.Symbol.set_value
+_BASE_UNSET_VALUE = kconfiglib.Symbol.unset_value
+_assignments = itertools.count()
+
+
+def _set_value(sym, value):
+    ok = _BASE_SET_VALUE(sym, value)
+    kconf = sym.kconfig
+    if ok and sym.choice is not None and kconf.__class__ is CompatKconfig:
+        # conf moves a choice member to the front of its choice on every valid assignment.
+        kconf.assignment_order[sym.name] = next(_assignments)
+    return ok
+
+
+def _unset_value(sym):
+    kconf = sym.kconfig
+    if kconf.__class__ is CompatKconfig:
+        kconf.assignment_order.pop(sym.name, None)
+    return _BASE_UNSET_VALUE(sym)
+
+
+def _selection(choice):
+    kconf = choice.kconfig
+    if kconf.__class__ is CompatKconfig and getattr(kconf, "choice_rules", None) == CHOICE_RULES_6_11:
+        return _linux611_selection(choice)
+    return _BASE_SELECTION(choice)
+
+
 kconfiglib.Symbol.tri_value = property(_tri_value, doc=kconfiglib.Symbol.tri_value.__doc__)
 kconfiglib.Symbol.str_value = property(_str_value, doc=kconfiglib.Symbol.str_value.__doc__)
 kconfiglib.Symbol.config_string = property(
     _config_string, doc=kconfiglib.Symbol.config_string.__doc__
 )
 kconfiglib.Symbol._rec_invalidate_if_has_prompt = _rec_invalidate_if_has_prompt
+kconfiglib.Choice._selection = _selection
+kconfiglib.Symbol.set_value = _set_value
+kconfiglib.Symbol.set_value.__doc__ = _BASE_SET_VALUE.__doc__
+kconfiglib.Symbol.unset_value = _unset_value
+kconfiglib.Symbol.unset_value.__doc__ = _BASE_UNSET_VALUE.__doc__
 
 
 def _indent(line: str) -> int:
@@ -380,7 +483,7 @@ class Rewriter:
 
     def rewrite(self, text: str, filename: str) -> str:
         """Return ``text`` with post-14.1.0 constructs lowered, line count unchanged."""
-        if "modules" not in text and "transitional" not in text and not _DEPENDS_IF.search(text):
+        if not _NEEDS_REWRITE.search(text):
             return text  # the common case: nothing to do, skip the line scan
         out: list[str] = []
         lines = text.splitlines(keepends=True)
@@ -401,14 +504,15 @@ class Rewriter:
                 span += 1
             words = logical.split()
             first = words[0] if words else ""
+            bare = logical.split("#", 1)[0].split()  # the words before a trailing comment
             new = None
             if first in ("config", "menuconfig") and len(words) > 1:
                 current = words[1]
             elif first in _HELP_WORDS:
                 help_text.start()
-            elif first == "modules" and len(words) == 1:
+            elif first == "modules" and len(bare) == 1:
                 new = logical.replace("modules", "option modules", 1)
-            elif first == "transitional" and len(words) == 1:
+            elif first == "transitional" and len(bare) == 1:
                 if current is None:
                     raise kconfiglib.KconfigError(
                         f"{filename}: 'transitional' outside a config entry"
@@ -443,7 +547,14 @@ class CompatKconfig(kconfiglib.Kconfig):
     probes run on a thread pool ahead of the parse (:mod:`kcheck.kconfig.probes`).
     """
 
-    def __init__(self, *args, allow_shell: bool = True, **kwargs) -> None:
+    def __init__(self, *args, allow_shell: bool = True, choice_rules: str | None = None,
+                 **kwargs) -> None:
+        #: How choices pick their member: :data:`CHOICE_RULES_6_11` or None (kconfiglib's,
+        #: which is also Linux < 6.11's).
+        self.choice_rules = choice_rules
+        #: choice member name -> sequence number of its last assignment (from a
+        #: ``.config`` or ``set_value``); the 6.11 choice rules rank members by it.
+        self.assignment_order: dict[str, int] = {}
         self._compat_rewriter = Rewriter()
         self._compat_parsing = True
         self._probe_runner = probes.ProbeRunner() if allow_shell else None
@@ -466,7 +577,11 @@ class CompatKconfig(kconfiglib.Kconfig):
         if mode == "r" and getattr(self, "_compat_parsing", False):
             with open(filename, encoding=self._encoding) as fh:
                 text = self._compat_rewriter.rewrite(fh.read(), filename)
-            if self._probe_runner is not None and "$(" in text:
-                self._probe_runner.prefetch(self, code_lines(text))
+            if self._probe_runner is not None:
+                self._probe_runner.prefetch_early(
+                    self, self.srctree, os.environ.get("SRCARCH", ""), code_lines
+                )
+                if "$(" in text:
+                    self._probe_runner.prefetch(self, code_lines(text))
             return io.StringIO(text)
         return super()._open(filename, mode)

@@ -121,20 +121,34 @@ def kernel_version(srctree: Path) -> str:
     return version + fields["EXTRAVERSION"]
 
 
-def _version_text(command: str, env: Mapping[str, str], c_locale: bool) -> str:
-    """First line of ``<command> --version`` with '#' removed, "" when it cannot run."""
-    argv = command.split()
-    if not argv or shutil.which(argv[0], path=env.get("PATH")) is None:
-        return ""
-    run_env = dict(env, LC_ALL="C") if c_locale else dict(env)
-    try:
-        proc = subprocess.run(
-            [*argv, "--version"], capture_output=True, text=True, env=run_env, timeout=30
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    lines = proc.stdout.splitlines()
-    return lines[0].replace("#", "") if lines else ""
+def _version_texts(commands: list[tuple[str, bool]], env: Mapping[str, str]) -> list[str]:
+    """First line of each ``<command> --version`` with '#' removed ("" when it cannot run).
+
+    ``commands`` holds (command, run with LC_ALL=C); they run side by side.
+    """
+    procs: list[subprocess.Popen | None] = []
+    for command, c_locale in commands:
+        argv = command.split()
+        proc = None
+        if argv and shutil.which(argv[0], path=env.get("PATH")) is not None:
+            run_env = dict(env, LC_ALL="C") if c_locale else dict(env)
+            try:
+                proc = subprocess.Popen([*argv, "--version"], stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, env=run_env, text=True)
+            except OSError:
+                proc = None
+        procs.append(proc)
+    texts = []
+    for proc in procs:
+        lines: list[str] = []
+        if proc is not None:
+            try:
+                lines = proc.communicate(timeout=30)[0].splitlines()
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+        texts.append(lines[0].replace("#", "") if lines else "")
+    return texts
 
 
 def toolchain(environ: Mapping[str, str]) -> dict[str, str]:
@@ -214,14 +228,12 @@ def kconfig_env(
     merged = {**derived, **{k: v for k, v in environ.items() if k in derived and v}}
     if arch:
         merged["ARCH"], merged["SRCARCH"] = the_arch, src_arch  # an explicit arch always wins
-    path_env = dict(environ)
-    if "CC_VERSION_TEXT" not in derived:
-        merged["CC_VERSION_TEXT"] = environ.get("CC_VERSION_TEXT") or _version_text(
-            merged["CC"], path_env, c_locale=True
-        )
-        merged["RUSTC_VERSION_TEXT"] = environ.get("RUSTC_VERSION_TEXT") or _version_text(
-            merged["RUSTC"], path_env, c_locale=False
-        )
+    # As the Makefile computes them: `LC_ALL=C $(CC) --version` and `$(RUSTC) --version`.
+    wanted = [name for name in ("CC_VERSION_TEXT", "RUSTC_VERSION_TEXT") if not environ.get(name)]
+    commands = {"CC_VERSION_TEXT": (merged["CC"], True), "RUSTC_VERSION_TEXT": (merged["RUSTC"], False)}
+    texts = dict(zip(wanted, _version_texts([commands[n] for n in wanted], environ)))
+    for name in ("CC_VERSION_TEXT", "RUSTC_VERSION_TEXT"):
+        merged[name] = environ.get(name) or texts[name]
     if "clang" in merged["CC_VERSION_TEXT"] and not environ.get("CLANG_FLAGS"):
         merged["CLANG_FLAGS"] = _clang_flags(environ, src_arch)
     elif environ.get("CLANG_FLAGS"):

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 from kconfiglib import TRI_TO_STR, TYPE_TO_STR, expr_str, expr_value
 
-from kcheck.errors import InputError, KcheckError
+from kcheck.errors import InputError
 from kcheck.kconfig.env import arch_from_config
 from kcheck.kconfig.tree import KconfigTree
 from kcheck.kconfig.why import blockers, evaluate, exists, selectors
@@ -180,21 +180,17 @@ def locate_config(kernel_dir: Path, config: Path | None) -> Path:
 @click.option("--arch", default=None,
               help="make's ARCH (default: the config header's, else this machine's).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.pass_context
-def explain(ctx: click.Context, symbol: str, kernel_dir: Path, config_path: Path | None,
+def explain(symbol: str, kernel_dir: Path, config_path: Path | None,
             arch: str | None, fmt: str) -> None:
     """Explain why SYMBOL has its value in a configuration, the way Kconfig decides it."""
-    try:
-        if not (kernel_dir / "Kconfig").is_file():
-            raise InputError(
-                f"{kernel_dir}: not a kernel source tree (no Kconfig file); pass --kernel-dir"
-            )
-        config = locate_config(kernel_dir, config_path)
-        tree = KconfigTree.load(kernel_dir, arch=arch or arch_from_config(config))
-        info = facts(tree, config, symbol)
-    except KcheckError as exc:
-        click.echo(f"kcheck explain: {exc.message}", err=True)
-        ctx.exit(exc.exit_status)
+    # A KcheckError becomes one "kcheck: ..." line and exit status 2 in the CLI group.
+    if not (kernel_dir / "Kconfig").is_file():
+        raise InputError(
+            f"{kernel_dir}: not a kernel source tree (no Kconfig file); pass --kernel-dir"
+        )
+    config = locate_config(kernel_dir, config_path)
+    tree = KconfigTree.load(kernel_dir, arch=arch or arch_from_config(config))
+    info = facts(tree, config, symbol)
     if fmt == "json":
         click.echo(json.dumps(info, indent=2))
     else:

@@ -28,7 +28,7 @@ import kconfiglib
 
 from kcheck.errors import InputError, KcheckError
 from kcheck.kconfig import cache
-from kcheck.kconfig.compat import CompatKconfig
+from kcheck.kconfig.compat import CompatKconfig, choice_rules_for
 from kcheck.kconfig.env import kconfig_env
 from kcheck.kconfig.why import state_of
 from kcheck.model import SymbolState
@@ -101,10 +101,6 @@ class KconfigSource:
             cached = self._states[name] = state_of(self.tree.kconf, name, self.written.get(name))
         return cached
 
-    def symbols(self) -> list[str]:
-        """Return the names of all symbols this tree defines."""
-        return [sym.name for sym in self.tree.kconf.unique_defined_syms]
-
 
 class KconfigTree:
     """A parsed kernel Kconfig tree; see the module docs.
@@ -163,7 +159,7 @@ class KconfigTree:
             kconf = cache.load(entry, str(srctree), env) if use_cache else None
             from_cache = kconf is not None
             if kconf is None:
-                kconf = _parse(srctree, allow_shell)
+                kconf = _parse(srctree, allow_shell, choice_rules_for(srctree, env["KERNELVERSION"]))
                 if use_cache:
                     cache.store_in_background(entry, kconf, env)
         return cls(srctree, env["ARCH"], env, kconf, allow_shell=allow_shell,
@@ -197,17 +193,23 @@ class KconfigTree:
     def _load(self, source: KconfigSource) -> None:
         kconf = self.kconf
         kconf.warnings = []
+        kconf.assignment_order = {}  # this file's assignments alone rank choice members
         try:
             kconf.load_config(str(source.path), replace=True)
         except (OSError, kconfiglib.KconfigError) as exc:
             raise InputError(f"{source.path}: cannot load the configuration ({exc})") from None
+        if kconf.choice_rules:
+            # Choice selections depend on the order of assignments too, which
+            # kconfiglib's invalidation does not track.
+            kconf._invalidate_all()
         self._active = source
 
 
-def _parse(srctree: Path, allow_shell: bool):
+def _parse(srctree: Path, allow_shell: bool, choice_rules: str | None):
     """Parse ``srctree``'s Kconfig with the compat layer; errors name file and line."""
     try:
-        kconf = CompatKconfig("Kconfig", warn_to_stderr=False, allow_shell=allow_shell)
+        kconf = CompatKconfig("Kconfig", warn_to_stderr=False, allow_shell=allow_shell,
+                              choice_rules=choice_rules)
     except kconfiglib.KconfigError as exc:
         message = " ".join(str(exc).split())
         raise KcheckError(

@@ -95,8 +95,7 @@ def evaluate(expr) -> Term:
     if expr.__class__ is not tuple:
         if expr.__class__ is Symbol and expr.orig_type not in _BOOL_TRISTATE and expr.nodes:
             value = expr.str_value
-        return Term(_name(expr) if expr.__class__ is not Symbol or not expr.is_constant
-                    else expr.name, value)
+        return Term(_name(expr), value)
     op = expr[0]
     if op is AND or op is OR:
         parts = _flatten(expr, op)

@@ -65,3 +65,15 @@ def test_parse_release_keeps_numbers(major, minor, patch, suffix):
 @given(st.text(max_size=10).filter(lambda s: not s.strip()[:1].isdigit()))
 def test_parse_release_rejects_non_versions(text):
     assert version.parse_release(text, "test") is None
+
+
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        ({"VERSION": "6", "PATCHLEVEL": "12", "SUBLEVEL": "117", "EXTRAVERSION": ""}, "6.12.117"),
+        ({"VERSION": "6", "PATCHLEVEL": "1", "SUBLEVEL": "", "EXTRAVERSION": "-rc3"}, "6.1-rc3"),
+        ({"VERSION": "7", "PATCHLEVEL": "", "SUBLEVEL": "", "EXTRAVERSION": ""}, "7"),
+    ],
+)
+def test_kernelversion_is_composed_like_the_makefile(fields, expected):
+    assert version.kernelversion(fields) == expected

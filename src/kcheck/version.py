@@ -36,18 +36,32 @@ def parse_release(release: str, source: str) -> KernelVersion | None:
     return KernelVersion(Version(f"{major}.{minor}.{patch}"), release.strip(), source)
 
 
-def from_makefile(tree: Path) -> KernelVersion | None:
-    """The version the tree's top Makefile declares, or None when it declares none."""
+def makefile_fields(tree: Path) -> dict[str, str] | None:
+    """VERSION, PATCHLEVEL, SUBLEVEL and EXTRAVERSION from the tree's top Makefile, or None."""
     try:
         head = (tree / "Makefile").read_text(errors="replace")[:4096]
     except OSError:
         return None
     fields = dict(_MAKEFILE_VAR.findall(head))
-    if not fields.get("VERSION", "").isdigit() or not fields.get("PATCHLEVEL", "").isdigit():
+    return fields if fields.get("VERSION", "").isdigit() else None
+
+
+def kernelversion(fields: dict[str, str]) -> str:
+    """KERNELVERSION exactly as the kernel's Makefile composes it (``6.12.117``, ``6.1-rc3``)."""
+    text = fields["VERSION"]
+    if fields.get("PATCHLEVEL"):
+        text += "." + fields["PATCHLEVEL"]
+        if fields.get("SUBLEVEL"):
+            text += "." + fields["SUBLEVEL"]
+    return text + fields.get("EXTRAVERSION", "")
+
+
+def from_makefile(tree: Path) -> KernelVersion | None:
+    """The version the tree's top Makefile declares, or None when it declares none."""
+    fields = makefile_fields(tree)
+    if fields is None or not fields.get("PATCHLEVEL", "").isdigit():
         return None
-    sublevel = fields.get("SUBLEVEL", "") or "0"
-    release = f"{fields['VERSION']}.{fields['PATCHLEVEL']}.{sublevel}{fields.get('EXTRAVERSION', '')}"
-    return parse_release(release, "Makefile")
+    return parse_release(kernelversion(fields), "Makefile")
 
 
 def from_kernel_release(build_dir: Path) -> KernelVersion | None:

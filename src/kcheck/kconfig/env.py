@@ -24,6 +24,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from kcheck import version
 from kcheck.errors import KcheckError
 
 #: ``uname -m`` -> the Makefile's SUBARCH (its ``sed`` rules, in order).
@@ -99,26 +100,12 @@ def arch_from_config(config: Path) -> str | None:
 
 def kernel_version(srctree: Path) -> str:
     """Return KERNELVERSION as the Makefile composes it (``6.12.117``)."""
-    makefile = srctree / "Makefile"
-    try:
-        text = makefile.read_text(errors="replace")
-    except OSError as exc:
+    fields = version.makefile_fields(srctree)
+    if fields is None:
         raise KcheckError(
-            f"{makefile}: cannot read the kernel Makefile ({exc.strerror}); "
-            "point --kernel-dir at a kernel source tree"
-        ) from None
-    fields = {}
-    for name in ("VERSION", "PATCHLEVEL", "SUBLEVEL", "EXTRAVERSION"):
-        match = re.search(rf"^{name}\s*=[ \t]*(.*?)\s*$", text, re.M)
-        fields[name] = match.group(1) if match else ""
-    if not fields["VERSION"]:
-        raise KcheckError(f"{makefile}: no VERSION line; is this a kernel source tree?")
-    version = fields["VERSION"]
-    if fields["PATCHLEVEL"]:
-        version += "." + fields["PATCHLEVEL"]
-        if fields["SUBLEVEL"]:
-            version += "." + fields["SUBLEVEL"]
-    return version + fields["EXTRAVERSION"]
+            f"{srctree / 'Makefile'}: no readable VERSION line; point --kernel-dir at a kernel source tree"
+        )
+    return version.kernelversion(fields)
 
 
 def _version_texts(commands: list[tuple[str, bool]], env: Mapping[str, str]) -> list[str]:

@@ -173,22 +173,28 @@ def debian_configs(series: str) -> dict[str, Path]:
     return configs
 
 
-def ensure_build_tools() -> None:
-    """Make sure ``make`` can build the kernel's ``conf`` (flex, bison, a C compiler).
+def install_tools(tools: Mapping[str, str]) -> list[str]:
+    """Install the missing commands of ``tools`` (command -> Debian package); return those still missing.
 
-    As root (CI) missing flex/bison are installed with apt-get, as the suite's own
-    setup; otherwise :class:`Unavailable` says what to install.
+    As root on a Debian-like host (CI) this is the suite's own setup, done with
+    apt-get under a lock (refreshing the package lists once if an install
+    fails); elsewhere nothing is installed and the caller skips, naming them.
     """
-    missing = [tool for tool in ("flex", "bison") if shutil.which(tool) is None]
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing and os.geteuid() == 0 and shutil.which("apt-get"):
         with locked("apt-get"):
-            install = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+            install = ["apt-get", "install", "-y", "--no-install-recommends", *sorted({tools[t] for t in missing})]
             env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
             if subprocess.run(install, env=env, capture_output=True).returncode != 0:
                 subprocess.run(["apt-get", "update"], env=env, capture_output=True)
                 subprocess.run(install, env=env, capture_output=True)
-        missing = [tool for tool in ("flex", "bison") if shutil.which(tool) is None]
-    missing += [tool for tool in ("make", "gcc") if shutil.which(tool) is None]
+        missing = [tool for tool in tools if shutil.which(tool) is None]
+    return missing
+
+
+def ensure_build_tools() -> None:
+    """Make sure ``make`` can build the kernel's ``conf`` (flex, bison, a C compiler)."""
+    missing = install_tools({"flex": "flex", "bison": "bison", "make": "make", "gcc": "gcc"})
     if missing:
         raise Unavailable(f"the kernel's conf needs {', '.join(missing)}; install them")
 

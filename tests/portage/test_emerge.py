@@ -7,7 +7,6 @@ extracted under a file lock, since other test runs may share the cache.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import realkernel
 
 PORTAGE_VERSION = "3.0.83"
 HERE = Path(__file__).parent
@@ -37,19 +37,13 @@ TOOLS = {
 }
 
 
-def cache_dir() -> Path:
-    """The suite's shared download cache ($KCHECK_TEST_CACHE, default <repo>/.cache/tests)."""
-    return Path(os.environ.get("KCHECK_TEST_CACHE") or REPO / ".cache" / "tests")
-
-
 @pytest.fixture(scope="session")
 def portage_sdist() -> Path:
     """``lib`` of the portage sdist, downloaded and extracted once per cache."""
-    base = cache_dir() / "portage-sdist"
+    base = realkernel.cache_root() / "portage-sdist"
     base.mkdir(parents=True, exist_ok=True)
     lib = base / f"portage-{PORTAGE_VERSION}" / "lib"
-    with open(base / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with realkernel.locked("portage-sdist"):
         if not (lib / "portage" / "tests" / "resolver" / "ResolverPlayground.py").is_file():
             archive = base / f"portage-{PORTAGE_VERSION}.tar.gz"
             if not archive.is_file():
@@ -81,10 +75,6 @@ def portage_sdist() -> Path:
     return lib
 
 
-def _missing_tools() -> list[str]:
-    return [tool for tool in TOOLS if shutil.which(tool) is None]
-
-
 @pytest.fixture(scope="session")
 def tool_path(tmp_path_factory) -> str:
     """PATH for the playground, which also wants GNU tar under the name ``gtar``.
@@ -92,18 +82,7 @@ def tool_path(tmp_path_factory) -> str:
     As root on a Debian-like host (CI), missing tools are installed with
     apt-get as the suite's own setup; elsewhere the test skips naming them.
     """
-    missing = _missing_tools()
-    if missing and os.geteuid() == 0 and shutil.which("apt-get"):
-        packages = sorted({TOOLS[tool] for tool in missing})
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        cache_dir().mkdir(parents=True, exist_ok=True)
-        with open(cache_dir() / ".apt-get.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            install = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
-            if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-                subprocess.run(["apt-get", "update"], env=env, capture_output=True)
-                subprocess.run(install, env=env, capture_output=True)
-        missing = _missing_tools()
+    missing = realkernel.install_tools(TOOLS)
     if missing:
         pytest.skip(f"the Portage playground needs {', '.join(missing)}; install them")
     bindir = tmp_path_factory.mktemp("bin")

@@ -76,7 +76,7 @@ def locked(name: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _deb(package: str) -> Path:
+def deb_file(package: str) -> Path:
     """Return the cached .deb of ``package``, downloading it with apt-get when absent."""
     debdir = cache_root() / "debs"
     debdir.mkdir(exist_ok=True)
@@ -122,7 +122,7 @@ def source_tree(series: str) -> Path:
     marker = root / f"linux-source-{series}.complete"
     if marker.exists():
         return tree
-    deb = _deb(f"linux-source-{series}")
+    deb = deb_file(f"linux-source-{series}")
     with locked(f"tree-{series}"):
         if marker.exists():
             return tree
@@ -156,7 +156,7 @@ def debian_configs(series: str) -> dict[str, Path]:
     outdir = root / f"linux-config-{series}"
     marker = root / f"linux-config-{series}.complete"
     if not marker.exists():
-        deb = _deb(f"linux-config-{series}")
+        deb = deb_file(f"linux-config-{series}")
         with locked(f"config-{series}"):
             if not marker.exists():
                 outdir.mkdir(exist_ok=True)

@@ -36,7 +36,7 @@ _INVERTED = {"LEGACY_VSYSCALL_NATIVE", "LEGACY_VSYSCALL_NONE", "LEGACY_VSYSCALL_
 @pytest.fixture(scope="module")
 def check_config_sh(tmp_path_factory) -> Path:
     try:
-        deb = realkernel._deb("docker.io")
+        deb = realkernel.deb_file("docker.io")
     except realkernel.Unavailable as exc:
         pytest.skip(str(exc))
     out = tmp_path_factory.mktemp("docker-io")

@@ -173,9 +173,9 @@ def locate_config(kernel_dir: Path, config: Path | None) -> Path:
 
 @click.command("explain")
 @click.argument("symbol")
-@click.option("--kernel-dir", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_KERNEL_DIR,
+@click.option("--kernel-dir", "-k", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_KERNEL_DIR,
               show_default=True, help="Kernel source tree whose Kconfig files decide.")
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+@click.option("--config", "-c", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Configuration to explain (default: <kernel-dir>/.config).")
 @click.option("--arch", default=None,
               help="make's ARCH (default: the config header's, else this machine's).")

@@ -14,7 +14,7 @@ start and brings its own tools. Steps:
    only for this host's bash.
 3. Distfiles: kcheck's sdist is built from the work tree (what a release would
    upload; setuptools leaves its ignored ``src/kcheck.egg-info`` behind),
-   kconfiglib's sdist comes from PyPI (cached).
+   kconfiglib's and python-sat's sdists come from PyPI (cached).
 4. A scan copy in a temporary directory: the overlay as committed, and a
    stand-in ``::gentoo`` master holding only what the scan needs, because the
    real Gentoo repository cannot be fetched here (only PyPI and Debian are
@@ -27,11 +27,15 @@ start and brings its own tools. Steps:
      phase functions Gentoo's distutils-r1 exports and the
      ``distutils-r1_python_install_all`` default, which pkgcheck's minimal
      copy leaves out (without them pkgcheck would call the inherit unused);
+   - a STUB line inserted into that pypi eclass (written below): Gentoo's
+     pypi eclass translates a ``_pre`` version to PEP 440's ``.dev``, as
+     dev-python/python-sat needs, while pkgcheck's minimal copy does not;
    - a git-r3 eclass STUB written below, declaring only what a live ebuild's
      metadata needs (``PROPERTIES=live``, the git build dependency,
      ``EGIT_REPO_URI``): pkgcheck's test data has none;
    - profiles (arches, categories, USE_EXPAND descriptions, one profile per
-     keyworded arch), the license texts the ebuilds name, and stand-in
+     keyworded arch), the license texts the ebuilds name (GPL-2 from Debian,
+     ISC and MIT from kconfiglib's and python-sat's sdists), and stand-in
      ebuilds for the dependencies so pkgcheck can resolve them.
 
    None of this master is shipped: it lives only in the temporary directory.
@@ -57,6 +61,7 @@ import argparse
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,6 +79,8 @@ PKGCHECK_SDIST = "pkgcheck==0.10.37"
 PKGCHECK_ECLASSES = ("python-r1", "distutils-r1", "pypi")
 #: kconfiglib's sdist, the distfile of dev-python/kconfiglib in the overlay.
 KCONFIGLIB_SDIST = "kconfiglib==14.1.0"
+#: python-sat's sdist, the distfile of dev-python/python-sat-1.9_pre24.
+PYSAT_SDIST = "python-sat==1.9.dev24"
 
 ARCHES = ("amd64", "arm64")
 PYTHON_TARGETS = ("python3_11", "python3_12", "python3_13")
@@ -88,6 +95,7 @@ MASTER_PACKAGES = {
     "dev-python/gpep517-16": "python",
     "dev-python/packaging-24.2": "python",
     "dev-python/setuptools-75.6.0": "python",
+    "dev-python/six-1.17.0": "python",
     "dev-vcs/git-2.47.1": "plain",
     "sys-apps/portage-3.0.83": "python",
 }
@@ -162,6 +170,16 @@ EXPORT_FUNCTIONS src_prepare src_configure src_compile src_test src_install
 """
 
 
+#: STUB line, scan copy only: ``_pre`` -> ``.dev``, inserted into pkgcheck's
+#: minimal pypi_translate_version before its ``_rc`` line, the place Gentoo's
+#: own pypi eclass translates it (``_pre`` must go before ``_p`` -> ``.post``).
+PYPI_PRE_ANCHOR = "\tversion=${version/_rc/rc}\n"
+PYPI_PRE_STUB = (
+    "\t# STUB, kcheck's .ci/ebuild_lint.py (scan copy only): as Gentoo's pypi eclass.\n"
+    "\tversion=${version/_pre/.dev}\n"
+)
+
+
 class LintError(Exception):
     """The tools or inputs for the scan could not be set up (exit status 2)."""
 
@@ -193,13 +211,15 @@ def ensure_venv(cache: Path) -> Path:
 def pip_sdist(bindir: Path, requirement: str, dest: Path) -> Path:
     """Download the sdist of *requirement* from PyPI into *dest* (cached); return it."""
     name, _, version = requirement.partition("==")
-    found = sorted(dest.glob(f"{name}-{version}.tar.gz"))
+    # Sdists are named after the normalised project name (python-sat -> python_sat).
+    filename = f"{re.sub(r'[-_.]+', '_', name).lower()}-{version}.tar.gz"
+    found = sorted(dest.glob(filename))
     if not found:
         dest.mkdir(parents=True, exist_ok=True)
         run([str(bindir / "pip"), "download", "-q", "--no-deps", "--no-binary", name, "-d", str(dest), requirement])
-        found = sorted(dest.glob(f"{name}-{version}.tar.gz"))
+        found = sorted(dest.glob(filename))
         if not found:
-            raise LintError(f"pip did not leave {name}-{version}.tar.gz in {dest}")
+            raise LintError(f"pip did not leave {filename} in {dest}")
     return found[0]
 
 
@@ -248,7 +268,16 @@ def stand_in_ebuild(cpv: str, kind: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def lay_out_master(master: Path, pkgcheck_sdist: Path, kconfiglib_sdist: Path) -> None:
+def sdist_license(sdist: Path, member: str) -> str:
+    """Return the text of *member* (relative to the top directory) of *sdist*."""
+    with tarfile.open(sdist) as tar:
+        extracted = tar.extractfile(f"{sdist.name[: -len('.tar.gz')]}/{member}")
+        if extracted is None:
+            raise LintError(f"{sdist} has no {member}")
+        return extracted.read().decode()
+
+
+def lay_out_master(master: Path, pkgcheck_sdist: Path, kconfiglib_sdist: Path, pysat_sdist: Path) -> None:
     """Create the stand-in ::gentoo repository at *master* (see the module docstring)."""
     write(master / "profiles" / "repo_name", "gentoo\n")
     write(master / "metadata" / "layout.conf", "masters =\nthin-manifests = true\ncache-formats =\n")
@@ -276,16 +305,13 @@ def lay_out_master(master: Path, pkgcheck_sdist: Path, kconfiglib_sdist: Path) -
         )
     write(master / "profiles" / "profiles.desc", "".join(desc))
 
-    # License texts: Debian's copy of the GPL-2, kconfiglib's own ISC text.
+    # License texts: Debian's copy of the GPL-2, kconfiglib's ISC and PySAT's MIT texts.
     gpl2 = Path("/usr/share/common-licenses/GPL-2")
     if not gpl2.is_file():
         raise LintError(f"{gpl2} is missing: install Debian's base-files package")
     write(master / "licenses" / "GPL-2", gpl2.read_text())
-    with tarfile.open(kconfiglib_sdist) as tar:
-        member = tar.extractfile(f"{kconfiglib_sdist.name[: -len('.tar.gz')]}/LICENSE.txt")
-        if member is None:
-            raise LintError(f"{kconfiglib_sdist} has no LICENSE.txt")
-        write(master / "licenses" / "ISC", member.read().decode())
+    write(master / "licenses" / "ISC", sdist_license(kconfiglib_sdist, "LICENSE.txt"))
+    write(master / "licenses" / "MIT", sdist_license(pysat_sdist, "LICENSE.txt"))
 
     with tarfile.open(pkgcheck_sdist) as tar:
         top = pkgcheck_sdist.name[: -len(".tar.gz")]
@@ -296,6 +322,10 @@ def lay_out_master(master: Path, pkgcheck_sdist: Path, kconfiglib_sdist: Path) -
             text = member.read().decode()
             if eclass == "distutils-r1":
                 text += DISTUTILS_R1_SUPPLEMENT
+            if eclass == "pypi":
+                if text.count(PYPI_PRE_ANCHOR) != 1:
+                    raise LintError(f"{pkgcheck_sdist}: pypi.eclass no longer has the line the _pre stub goes before")
+                text = text.replace(PYPI_PRE_ANCHOR, PYPI_PRE_STUB + PYPI_PRE_ANCHOR)
             write(master / "eclass" / f"{eclass}.eclass", text)
     write(master / "eclass" / "git-r3.eclass", GIT_R3_STUB)
 
@@ -395,11 +425,14 @@ def main(argv: list[str] | None = None) -> int:
                 bindir = ensure_venv(cache)
                 kcheck_sdist = build_kcheck_sdist(bindir, distdir)
                 kconfiglib_sdist = pip_sdist(bindir, KCONFIGLIB_SDIST, cache / "distfiles")
+                pysat_sdist = pip_sdist(bindir, PYSAT_SDIST, cache / "distfiles")
                 pkgcheck_sdist = pip_sdist(bindir, PKGCHECK_SDIST, cache / "sdists")
             shutil.copy2(kconfiglib_sdist, distdir)
+            shutil.copy2(pysat_sdist, distdir)
 
             home = work / "home"
-            lay_out_master(home / ".cache" / "pkgcore" / "repos" / "gentoo", pkgcheck_sdist, kconfiglib_sdist)
+            master = home / ".cache" / "pkgcore" / "repos" / "gentoo"
+            lay_out_master(master, pkgcheck_sdist, kconfiglib_sdist, pysat_sdist)
             overlay = work / "overlay"
             shutil.copytree(args.overlay, overlay)
             env = scan_env(home)

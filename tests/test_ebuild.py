@@ -34,6 +34,7 @@ GENTOO_NAMES = {
     "click": "dev-python/click",
     "packaging": "dev-python/packaging",
     "kconfiglib": "dev-python/kconfiglib",
+    "python-sat": "dev-python/python-sat",
     "portage": "sys-apps/portage",
 }
 
@@ -98,7 +99,22 @@ def atom_for(package: str, specifier: SpecifierSet) -> str:
     assert len(specs) == 1, f"{package}: a multi-clause specifier needs a hand-written atom: {specifier}"
     spec = specs[0]
     prefix = {">=": ">=", "==": "~", "<": "<", "<=": "<=", ">": ">"}[spec.operator]
-    return f"{prefix}{package}-{spec.version}"
+    return f"{prefix}{package}-{gentoo_version(spec.version)}"
+
+
+def gentoo_version(pep440: str) -> str:
+    """Return the Gentoo version for the PEP 440 release *pep440*.
+
+    Only the forms kcheck's pins use are translated: a plain release, and a
+    development release ``X.Y.devN``, which Gentoo spells ``X.Y_preN`` (the
+    pypi eclass turns it back into ``.devN`` for the distfile name).
+    """
+    version = Version(pep440)
+    assert version.epoch == 0 and version.pre is None and version.post is None and version.local is None, (
+        f"{pep440}: no Gentoo spelling written for this kind of version"
+    )
+    release = ".".join(map(str, version.release))
+    return release if version.dev is None else f"{release}_pre{version.dev}"
 
 
 @pytest.fixture(scope="session")
@@ -195,6 +211,29 @@ def test_kconfiglib_ebuild_is_the_pinned_release() -> None:
     (pinned,) = list(req.specifier)
     ebuilds = sorted(p.name for p in (OVERLAY / "dev-python" / "kconfiglib").glob("*.ebuild"))
     assert ebuilds == [f"kconfiglib-{pinned.version}.ebuild"]
+
+
+def test_python_sat_ebuild_is_the_pinned_release() -> None:
+    """The overlay packages exactly the python-sat development release pyproject pins."""
+    (req,) = [Requirement(r) for r in PYPROJECT["project"]["dependencies"] if r.startswith("python-sat")]
+    (pinned,) = list(req.specifier)
+    assert pinned.operator == "=="
+    ebuilds = sorted(p.name for p in (OVERLAY / "dev-python" / "python-sat").glob("*.ebuild"))
+    assert ebuilds == [f"python-sat-{gentoo_version(pinned.version)}.ebuild"]
+
+
+@pytest.mark.parametrize(
+    ("pep440", "gentoo"), [("14.1.0", "14.1.0"), ("1.9.dev24", "1.9_pre24"), ("1.8.dev13", "1.8_pre13")]
+)
+def test_gentoo_version_spells_dev_releases_as_pre(pep440: str, gentoo: str) -> None:
+    """A PEP 440 ``.devN`` becomes Gentoo's ``_preN``; a plain release is unchanged."""
+    assert gentoo_version(pep440) == gentoo
+
+
+def test_atom_for_pins_a_dev_release_with_the_exact_version_operator() -> None:
+    """``==X.Y.devN`` is ``~cat/pkg-X.Y_preN``, as ``==`` is ``~`` for a plain release."""
+    assert atom_for("dev-python/python-sat", SpecifierSet("==1.9.dev24")) == "~dev-python/python-sat-1.9_pre24"
+    assert atom_for("dev-python/kconfiglib", SpecifierSet("==14.1.0")) == "~dev-python/kconfiglib-14.1.0"
 
 
 def test_python_compat_matches_requires_python(release: dict[str, str]) -> None:

@@ -31,6 +31,7 @@ RDEPEND="
 	>=dev-python/click-8.1[${PYTHON_USEDEP}]
 	~dev-python/kconfiglib-14.1.0[${PYTHON_USEDEP}]
 	>=dev-python/packaging-23[${PYTHON_USEDEP}]
+	~dev-python/python-sat-1.9_pre24[${PYTHON_USEDEP}]
 	sys-apps/portage[${PYTHON_USEDEP}]
 "
 

@@ -150,3 +150,11 @@ def test_tally_counts_only_requirements():
     tally = next(line for line in result.output.splitlines() if line.startswith("aufs: "))
     held, total = (int(n) for n in tally.split()[1::2][:2])
     assert held <= total
+
+
+def test_colour_on_a_terminal_and_no_color_honoured():
+    args = ["-d", "aufs", "-c", str(DEBIAN_61), "--no-host"]
+    coloured = CliRunner().invoke(main, args, color=True, env={"NO_COLOR": None})
+    assert "\x1b[" in coloured.output
+    plain = CliRunner().invoke(main, args, color=True, env={"NO_COLOR": "1"})
+    assert "\x1b[" not in plain.output and "FAIL  CONFIG_AUFS_FS" in plain.output

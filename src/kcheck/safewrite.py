@@ -10,12 +10,18 @@ content is reachable under its own name. Any exception (full disk, read-only
 directory, a failing ``fsync``) removes the temporary file and leaves the
 original byte for byte; a kill leaves at worst a ``.<name>.kcheck-*`` temporary
 file next to an intact original.
+
+kcheck often runs as root (inside emerge), so a target is refused when it is
+a symlink someone else planted in a sticky world-writable directory such as
+``/tmp`` (the rule of the kernel's ``fs.protected_symlinks``, applied whatever
+that sysctl says): see :func:`refuse_planted_symlink`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -37,6 +43,7 @@ def write_atomic(path: Path, data: bytes | str, *, backup: bool = True) -> Path 
     if isinstance(data, str):
         data = data.encode("utf-8")
     path = Path(path)
+    refuse_planted_symlink(path)
     directory = path.parent if str(path.parent) else Path(".")
     try:
         old = os.stat(path)
@@ -79,6 +86,34 @@ def write_atomic(path: Path, data: bytes | str, *, backup: bool = True) -> Path 
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def refuse_planted_symlink(path: Path) -> None:
+    """Raise :class:`InputError` when ``path`` or its directory is a symlink planted by someone else.
+
+    A symlink counts as planted when it sits in a sticky, world-writable
+    directory (``/tmp``, ``/var/tmp``) and belongs neither to this user nor to
+    the directory's owner: another user made it, and writing through it as
+    root would let them choose which file kcheck reads, copies or replaces.
+    """
+    path = Path(os.path.abspath(path))
+    for candidate in (path, path.parent):
+        try:
+            link = os.lstat(candidate)
+        except OSError:
+            continue
+        if not stat.S_ISLNK(link.st_mode):
+            continue
+        try:
+            holder = os.stat(os.path.realpath(candidate.parent))
+        except OSError:
+            continue
+        sticky_shared = holder.st_mode & stat.S_ISVTX and holder.st_mode & stat.S_IWOTH
+        if sticky_shared and link.st_uid not in (os.geteuid(), holder.st_uid):
+            raise InputError(
+                f"refusing to write {path}: {candidate} is a symlink owned by uid {link.st_uid} in the "
+                f"world-writable directory {candidate.parent}; remove it or write somewhere else"
+            )
 
 
 def _backup(path: Path, saved: Path) -> None:

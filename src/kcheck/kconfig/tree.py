@@ -136,7 +136,8 @@ class KconfigTree:
         ``arch`` is make's ``ARCH`` (``x86_64``, ``x86``, ``arm64``...); None
         uses ``$ARCH`` or this machine, as ``make`` does (pass the config
         header's arch, see :func:`kcheck.kconfig.env.arch_from_config`, to
-        follow the file instead).
+        follow the file instead). A tree without ``arch/<SRCARCH>`` for that
+        arch is refused with a :class:`KcheckError`.
 
         ``allow_shell=False`` parses without running any ``$(shell,...)``
         from the Kconfig files (for trees you do not trust). Every probe then
@@ -163,6 +164,12 @@ class KconfigTree:
         if shell_refused:
             allow_shell = False
         env = kconfig_env(srctree, arch)
+        if (srctree / "arch").is_dir() and not (srctree / "arch" / env["SRCARCH"]).is_dir():
+            # A .config is read for the architecture its header names (as make would need ARCH= for it).
+            raise KcheckError(
+                f"{srctree} has no arch/{env['SRCARCH']} for ARCH={env['ARCH']} (the configuration's "
+                "architecture): pass the kernel sources for it with --kernel-dir, or --no-kconfig"
+            )
         entry = cache.entry_path(srctree, env["ARCH"], allow_shell)
         with _environment(env):
             kconf = cache.load(entry, str(srctree), env) if use_cache else None

@@ -326,3 +326,14 @@ def run_kcheck():
                               stdin=subprocess.DEVNULL, errors="replace")
 
     return run
+
+
+def test_config_for_another_arch_follows_its_header(tmp_path, run_kcheck):
+    """A ``# Linux/arm64`` .config is read for arm64 (its header decides, not this machine) when the tree has it."""
+    header = b"#\n# Automatically generated file; DO NOT EDIT.\n# Linux/arm64 6.1.0 Kernel Configuration\n#\n"
+    tree = small_tree(tmp_path, 'mainmenu "x"\nsource "arch/$(SRCARCH)/Kconfig"\n', header + GOOD.read_bytes(),
+                      ("x86", "arm64"))
+    arm64 = run_kcheck(["explain", "--kernel-dir", str(tree), "ARCH_ARM64"])
+    x86 = run_kcheck(["explain", "--kernel-dir", str(tree), "ARCH_X86"])
+    assert arm64.returncode == 0 and "ARCH=arm64" in arm64.stdout, arm64.stdout + arm64.stderr
+    assert "ARCH_ARM64: does not exist" not in arm64.stdout and "ARCH_X86: does not exist" in x86.stdout

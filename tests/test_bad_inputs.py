@@ -110,6 +110,67 @@ def profile(text: str):
     return make
 
 
+def small_tree(tmp: Path, kconfig: str, config: bytes | None = None, arches: tuple[str, ...] = ()) -> Path:
+    """A kernel-like tree: a 6.1 Makefile, ``kconfig`` as its Kconfig, a .config, and empty ``arch/<name>/Kconfig``."""
+    tree = tmp / "linux"
+    tree.mkdir()
+    (tree / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 0\nEXTRAVERSION =\n")
+    (tree / "Kconfig").write_text(kconfig)
+    (tree / ".config").write_bytes(GOOD.read_bytes() if config is None else config)
+    for arch in arches:
+        (tree / "arch" / arch).mkdir(parents=True)
+        (tree / "arch" / arch / "Kconfig").write_text(f"config ARCH_{arch.upper()}\n\tdef_bool y\n")
+    return tree
+
+
+def kconfig_syntax_error(tmp: Path) -> list[str]:
+    tree = small_tree(tmp, 'mainmenu "x"\nconfig A\n\tbool "a"\n\tdefault y if (\n')
+    return ["-d", "overlay2", "--no-host", "--kernel-dir", str(tree)]
+
+
+def config_for_another_arch(tmp: Path) -> list[str]:
+    header = b"#\n# Automatically generated file; DO NOT EDIT.\n# Linux/arm64 6.1.0 Kernel Configuration\n#\n"
+    tree = small_tree(tmp, 'mainmenu "x"\nsource "arch/$(SRCARCH)/Kconfig"\n', header + GOOD.read_bytes(), ("x86",))
+    return ["-d", "overlay2", "--no-host", "--kernel-dir", str(tree)]
+
+
+def daemon_json(text: str):
+    def make(tmp: Path) -> list[str]:
+        (tmp / "etc/docker").mkdir(parents=True)
+        (tmp / "etc/docker/daemon.json").write_text(text)
+        (tmp / "usr/src/linux").mkdir(parents=True)
+        (tmp / "usr/src/linux/.config").write_bytes(GOOD.read_bytes())
+        return ["--root", str(tmp)]
+
+    return make
+
+
+def fixable_tree(tmp: Path) -> Path:
+    """A tree where every docker and overlay2 symbol is a free tristate, so ``kcheck fix`` has a plan to write."""
+    from kcheck.profile import load_shipped
+
+    names = {name for p in (load_shipped("docker"), load_shipped("overlay2")) for r in p.requirements for name in r.names}
+    kconfig = 'mainmenu "fixable"\nconfig MODULES\n\tbool "modules"\n\tmodules\n'
+    kconfig += "".join(f'config {name}\n\ttristate "{name}"\n' for name in sorted(names - {"MODULES"}))
+    return small_tree(tmp, kconfig, b"CONFIG_MODULES=y\n")
+
+
+def fix_into(where: str):
+    def make(tmp: Path) -> list[str]:
+        tree = fixable_tree(tmp)
+        return ["fix", "-d", "overlay2", "-k", str(tree), "--output", str(tmp / where)]
+
+    return make
+
+
+def explain_in_small_tree(symbol: str):
+    def make(tmp: Path) -> list[str]:
+        tree = small_tree(tmp, 'mainmenu "x"\nconfig OVERLAY_FS\n\ttristate "o"\n')
+        return ["explain", "--kernel-dir", str(tree), symbol]
+
+    return make
+
+
 def args(*argv: str):
     return lambda tmp: [str(a) for a in argv]
 
@@ -161,6 +222,29 @@ CASES = [
     Case("profile: missing", lambda tmp: ["-d", "overlay2", "-c", str(GOOD), "--profile", str(tmp / "none.toml")], 2,
          "does not exist"),
     Case("profile: directory", lambda tmp: ["-d", "overlay2", "-c", str(GOOD), "--profile", str(tmp)], 2, "is a directory"),
+    Case("Kconfig syntax error", kconfig_syntax_error, 2, "the Kconfig files do not parse: Kconfig:4: error"),
+    Case("config for another arch", config_for_another_arch, 2, "has no arch/arm64 for ARCH=arm64"),
+    Case("daemon.json: not JSON", daemon_json("{not json"), 2, "daemon.json:1: not valid JSON"),
+    Case("daemon.json: not an object", daemon_json('["overlay2"]'), 2, "must be a JSON object"),
+    Case("daemon.json: binary", daemon_json("\0\1\2"), 2, "daemon.json"),
+    Case("fix --write and --output", args("fix", "-d", "overlay2", "-c", str(GOOD), "--write", "--output", "x"), 2,
+         "--write and --output both name where to write"),
+    Case("fix without a tree", args("fix", "-d", "overlay2", "-c", str(GOOD)), 2, "kcheck fix needs the kernel sources"),
+    Case("fix --output into a missing directory", fix_into("nodir/x.config"), 2,
+         "cannot write"),
+    Case("fix --output .gz", fix_into("x.config.gz"), 2, "is compressed"),
+    Case("explain --no-kconfig", args("explain", "--no-kconfig", "OVERLAY_FS"), 2, "No such option '--no-kconfig'"),
+    Case("explain of an unknown symbol", explain_in_small_tree("NO_SUCH_SYMBOL"), 0, "NO_SUCH_SYMBOL: does not exist in",
+         "stdout"),
+    Case("explain in a missing tree", args("explain", "--kernel-dir", "/nonexistent", "OVERLAY_FS"), 2, "/nonexistent"),
+    Case("lint: missing path", args("lint", "-d", "overlay2", "/nonexistent/x.config"), 2,
+         "UNUSABLE: /nonexistent/x.config does not exist", "stdout"),
+    Case("lint: unknown driver", args("lint", "-d", "ntfs", str(GOOD)), 2, "unknown driver 'ntfs'"),
+    Case("lint: --kernel-dir not a tree", args("lint", "-d", "overlay2", "-k", "/", str(GOOD)), 2,
+         "is not a kernel source tree"),
+    Case("profile: empty file", profile(""), 2, "the profile needs a name"),
+    Case("hook: unknown phase", args("portage-hook", "run", "--phase", "src_compile", "--category", "x", "--pn", "y"), 2,
+         "Invalid value for '--phase'"),
 ]
 
 
@@ -208,8 +292,28 @@ def test_permission_denied(tmp_path):
     assert status == "2" and output == f"kcheck: {path} is not readable (permission denied); run as a user who can read it\n"
 
 
+def test_fix_on_a_read_only_directory(tmp_path, run_kcheck):
+    """``kcheck fix --write`` where the .config cannot be replaced: one line, status 2, the file as it was."""
+    tree = fixable_tree(tmp_path)
+    before = (tree / ".config").read_bytes()
+    tree.chmod(0o555)
+    if os.geteuid() == 0 and os.system(f"chattr +i {tree} 2>/dev/null") != 0:
+        tree.chmod(0o755)
+        pytest.skip("running as root and chattr +i is not available: root writes into any directory")
+    try:
+        proc = run_kcheck(["fix", "-d", "overlay2", "-k", str(tree), "--write"])
+    finally:
+        if os.geteuid() == 0:
+            os.system(f"chattr -i {tree}")
+        tree.chmod(0o755)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"kcheck: cannot write {tree}/.config (") and proc.stderr.count("\n") == 1
+    assert "nothing was changed" in proc.stderr
+    assert (tree / ".config").read_bytes() == before and sorted(p.name for p in tree.iterdir()) == [".config", "Kconfig", "Makefile"]
+
+
 def test_corpus_is_large_enough():
-    assert len(CASES) + 1 >= 40
+    assert len(CASES) + 2 >= 50
 
 
 @pytest.fixture
@@ -222,3 +326,14 @@ def run_kcheck():
                               stdin=subprocess.DEVNULL, errors="replace")
 
     return run
+
+
+def test_config_for_another_arch_follows_its_header(tmp_path, run_kcheck):
+    """A ``# Linux/arm64`` .config is read for arm64 (its header decides, not this machine) when the tree has it."""
+    header = b"#\n# Automatically generated file; DO NOT EDIT.\n# Linux/arm64 6.1.0 Kernel Configuration\n#\n"
+    tree = small_tree(tmp_path, 'mainmenu "x"\nsource "arch/$(SRCARCH)/Kconfig"\n', header + GOOD.read_bytes(),
+                      ("x86", "arm64"))
+    arm64 = run_kcheck(["explain", "--kernel-dir", str(tree), "ARCH_ARM64"])
+    x86 = run_kcheck(["explain", "--kernel-dir", str(tree), "ARCH_X86"])
+    assert arm64.returncode == 0 and "ARCH=arm64" in arm64.stdout, arm64.stdout + arm64.stderr
+    assert "ARCH_ARM64: does not exist" not in arm64.stdout and "ARCH_X86: does not exist" in x86.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 from kcheck import dotconfig, engine, version
 from kcheck.locate import KernelLocation, locate
 from kcheck.errors import ProfileError
-from kcheck.model import CheckContext, ConfigSource, Report
+from kcheck.model import CheckContext, ConfigSource, InputProblem, Report
 from kcheck.profile import Profile, load_file, load_shipped
 
 
@@ -72,6 +72,10 @@ def check_location(
     """
     plain = dotconfig.load(location.config)
     source = open_source(location, plain, use_kconfig=use_kconfig, allow_shell=allow_shell, kconfig_trees=kconfig_trees)
+    problems = list(plain.problems)
+    refused = getattr(getattr(source, "tree", None), "shell_refused", None)
+    if refused and location.tree is not None:
+        problems.append(InputProblem(location.tree, None, refused))
     kver = version.detect(
         override=kernel_version,
         tree=location.tree,
@@ -101,7 +105,7 @@ def check_location(
         kernel_version=kver,
         profiles=[p.name for p in profiles],
         findings=findings,
-        problems=list(plain.problems),
+        problems=problems,
         tree=location.tree,
     )
 

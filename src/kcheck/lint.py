@@ -176,6 +176,7 @@ def discover(arguments: Sequence[str]) -> list[LintResult]:
 _PROFILES: Sequence[Profile] = ()
 _KERNEL_DIR: Path | None = None
 _TREES: dict = {}
+_ALLOW_SHELL = True
 
 
 def check_one(path: Path) -> LintResult:
@@ -183,7 +184,8 @@ def check_one(path: Path) -> LintResult:
     location = KernelLocation(path, "listed for kcheck lint", _KERNEL_DIR, _KERNEL_DIR, False)
     started = time.perf_counter()
     try:
-        report = check_location(location, _PROFILES, use_kconfig=_KERNEL_DIR is not None, kconfig_trees=_TREES)
+        report = check_location(location, _PROFILES, use_kconfig=_KERNEL_DIR is not None, kconfig_trees=_TREES,
+                                allow_shell=_ALLOW_SHELL)
         lines = dotconfig.read_bytes(path).count(b"\n")
     except KcheckError as exc:
         return LintResult(path, error=exc.message)
@@ -209,7 +211,7 @@ def _check_many(paths: list[Path], jobs: int, mode: str) -> list[LintResult]:
         gc.unfreeze()
 
 
-def _preload_tree(kernel_dir: Path, paths: Sequence[Path]) -> None:
+def _preload_tree(kernel_dir: Path, paths: Sequence[Path], allow_shell: bool) -> None:
     """Parse the Kconfig tree once, before any worker starts, for the first readable file's architecture.
 
     A file for another architecture gets its own parse, on first use, in the
@@ -222,7 +224,7 @@ def _preload_tree(kernel_dir: Path, paths: Sequence[Path]) -> None:
             arch = dotconfig.load(path).header_arch
         except InputError:
             continue  # reported as unusable when its turn comes
-        _TREES[arch] = KconfigTree.load(kernel_dir, arch=arch, allow_shell=True)
+        _TREES[arch] = KconfigTree.load(kernel_dir, arch=arch, allow_shell=allow_shell)
         return
 
 
@@ -242,24 +244,26 @@ def run_lint(
     kernel_dir: Path | None = None,
     jobs: int = 0,
     strict: bool = False,
+    allow_shell: bool = True,
 ) -> LintRun:
     """Check every configuration the arguments name; the API behind ``kcheck lint``.
 
     ``jobs`` 0 means one worker per CPU. Raises :class:`KcheckError` for a
     usage error (bad profile, unknown driver, bad ``--kernel-dir``); a bad
-    input file is a result, not an exception.
+    input file is a result, not an exception. ``allow_shell=False`` parses
+    the tree without running its ``$(shell,...)`` probes (``--no-shell``).
     """
-    global _PROFILES, _KERNEL_DIR
+    global _PROFILES, _KERNEL_DIR, _ALLOW_SHELL
     started = time.perf_counter()
     profiles = select_profiles(driver, profile_files)
     if kernel_dir is not None and not is_kernel_tree(kernel_dir):
         raise InputError(f"{kernel_dir} is not a kernel source tree (no Makefile and Kconfig); check --kernel-dir")
     results = discover(arguments)
     pending = [r.path for r in results if r.error is None]
-    _PROFILES, _KERNEL_DIR = profiles, kernel_dir
+    _PROFILES, _KERNEL_DIR, _ALLOW_SHELL = profiles, kernel_dir, allow_shell
     _TREES.clear()
     if kernel_dir is not None:
-        _preload_tree(kernel_dir, pending)
+        _preload_tree(kernel_dir, pending, allow_shell)
     mode = "kconfig" if kernel_dir is not None else "plain"
     checked = iter(_check_many(pending, jobs or usable_cpus(), mode))
     results = [next(checked) if r.error is None else r for r in results]
@@ -279,10 +283,11 @@ def run_lint(
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
               help="Worker processes; 0 means one per CPU.")
 @click.option("--strict", is_flag=True, help="Count missing recommended items as failures too.")
+@click.option("--no-shell", is_flag=True, help="With --kernel-dir: never run the tree's $(shell,...) Kconfig macros.")
 @click.option("--verbose", "-v", is_flag=True, help="Text format: the full report of every file.")
 @click.argument("configs", nargs=-1, required=True, metavar="CONFIG...")
 @click.pass_context
-def lint(ctx: click.Context, driver, profiles, kernel_dir, fmt, jobs, strict, verbose, configs) -> None:
+def lint(ctx: click.Context, driver, profiles, kernel_dir, fmt, jobs, strict, no_shell, verbose, configs) -> None:
     """Check many kernel configurations for docker and a storage driver, for CI.
 
     CONFIG may be files (any name, plain or .gz), directories (searched
@@ -293,7 +298,8 @@ def lint(ctx: click.Context, driver, profiles, kernel_dir, fmt, jobs, strict, ve
     """
     from kcheck.cli import use_colour
 
-    run = run_lint(configs, driver=driver, profile_files=profiles, kernel_dir=kernel_dir, jobs=jobs, strict=strict)
+    run = run_lint(configs, driver=driver, profile_files=profiles, kernel_dir=kernel_dir, jobs=jobs, strict=strict,
+                   allow_shell=not no_shell)
     click.echo(render_lint(fmt, run, verbose=verbose), color=use_colour())
     document = fmt in ("json", "junit", "sarif")
     click.echo(run.summary_line(), err=document)

@@ -130,3 +130,76 @@ def test_new_file_is_created(tmp_path):
     target = tmp_path / "frag.config"
     assert safewrite.write_atomic(target, "CONFIG_X=y\n") is None
     assert target.read_text() == "CONFIG_X=y\n"
+
+
+# --- symlinks planted in world-writable places -------------------------------------------------
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def shared(tmp_path):
+    """A /tmp-like directory: world-writable and sticky."""
+    directory = tmp_path / "shared"
+    directory.mkdir()
+    directory.chmod(0o1777)
+    victim = tmp_path / "victim"
+    victim.write_bytes(ORIGINAL)
+    return directory, victim
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting a symlink as another user needs root")
+@pytest.mark.parametrize("planted", ["target", "directory"])
+def test_symlink_planted_by_another_user_is_refused(shared, planted):
+    directory, victim = shared
+    if planted == "target":
+        link = target = directory / "kcheck.config"
+        link.symlink_to(victim)
+    else:
+        link = directory / "out"
+        link.symlink_to(victim.parent)
+        target = link / "victim"
+    os.lchown(link, NOBODY, NOBODY)
+    with pytest.raises(InputError, match=f"symlink owned by uid {NOBODY}"):
+        safewrite.write_atomic(target, NEW)
+    assert victim.read_bytes() == ORIGINAL and not victim.with_name("victim.old").exists()
+    assert sorted(p.name for p in directory.iterdir()) == [link.name]
+
+
+def test_own_symlink_in_a_shared_directory_is_replaced_not_followed(shared):
+    directory, victim = shared
+    link = directory / "kcheck.config"
+    link.symlink_to(victim)
+    safewrite.write_atomic(link, NEW, backup=False)
+    assert victim.read_bytes() == ORIGINAL
+    assert not link.is_symlink() and link.read_text() == NEW
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a symlink owned by another user needs root")
+def test_foreign_symlink_outside_shared_directories_is_allowed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_bytes(ORIGINAL)
+    link = tmp_path / "link.config"
+    link.symlink_to(victim)
+    os.lchown(link, NOBODY, NOBODY)
+    safewrite.write_atomic(link, NEW, backup=False)
+    assert link.read_text() == NEW and victim.read_bytes() == ORIGINAL
+
+
+def test_sigterm_mid_write_finishes_and_leaves_no_temporary_file(config):
+    script = f"""
+import os, sys, time
+from kcheck import safewrite
+real = os.fsync
+def slow(fd):
+    sys.stdout.write("in-fsync\\n"); sys.stdout.flush(); time.sleep(1); real(fd)
+os.fsync = slow
+safewrite.write_atomic({str(config)!r}, {NEW!r})
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "in-fsync"
+    os.kill(child.pid, signal.SIGTERM)
+    assert child.wait() == -signal.SIGTERM
+    child.stdout.close()
+    # The signal was held until the file was replaced: the new content, whole, and nothing else.
+    assert config.read_text() == NEW and leftovers(config) == []

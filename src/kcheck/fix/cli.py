@@ -146,6 +146,8 @@ def fix(driver, profile_files, kernel_dir, config, write, output, no_backup, fra
 
     plain = dotconfig.load(location.config)
     tree = KconfigTree.load(location.tree, arch=plain.header_arch, allow_shell=not no_shell)
+    if tree.shell_refused:
+        click.echo(f"kcheck: note: {tree.shell_refused}", err=True)
     plan, kver = plan_for_tree(tree, location.config, profiles, root=root, build_dir=location.build_dir,
                                kernel_version=kernel_version, include_recommended=include_recommended)
 

@@ -16,8 +16,6 @@ The rules per driver are data (:data:`DRIVER_BACKING`), one line each.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import re
 import shutil
@@ -135,6 +133,10 @@ def statfs_type(path: str | Path) -> str | None:
     the common Linux ABIs (x86, arm, riscv); the buffer is larger than the
     structure so the call never writes past it.
     """
+    # Imported here: ctypes costs every run ~5-15 ms and is only needed when no mount table is readable.
+    import ctypes
+    import ctypes.util
+
     libc_name = ctypes.util.find_library("c")
     if libc_name is None:
         return None

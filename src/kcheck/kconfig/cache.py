@@ -32,7 +32,6 @@ import hashlib
 import os
 import pickle
 import sys
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -203,21 +202,15 @@ def store(path: Path, kconf: kconfiglib.Kconfig, env: Mapping[str, str]) -> bool
     Returns False when the cache cannot be written (read-only home, full disk);
     kcheck then simply parses again next time.
     """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".kconfig-", suffix=".tmp")
-    except OSError:
-        return False
+    from kcheck import safewrite
+
     try:
         _share_empty(kconf)
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(stamp(kconf, env), fh, protocol=pickle.HIGHEST_PROTOCOL)
-            _deep(pickle.dump, kconf, fh, pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        data = pickle.dumps(stamp(kconf, env), protocol=pickle.HIGHEST_PROTOCOL)
+        data += _deep(pickle.dumps, kconf, pickle.HIGHEST_PROTOCOL)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The same atomic replace as a user's .config: a reader sees the old entry or the new one, never half.
+        safewrite.write_atomic(path, data, backup=False)
         return True
     except Exception:  # noqa: BLE001 - a cache that cannot be written is only slower
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         return False

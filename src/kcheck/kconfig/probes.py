@@ -15,6 +15,16 @@ prefetched or still queued. A command depends only on its text and the
 environment, which the dry run and the parse share, so results are exactly
 those of running the probes in order; a dry run that guesses a command wrong
 (because it depends on an earlier probe's output) only wastes that one run.
+
+Security: these are the only shell commands kcheck runs, and their text comes
+from the kernel tree's own Kconfig files (``scripts/Kconfig.include`` and the
+files that call its macros), never from kcheck's command line, a ``.config``,
+a profile or the Portage hook's arguments. They run through ``/bin/sh``
+exactly as ``make olddefconfig`` runs them, with the same environment, so
+evaluating a tree runs what building it would run. Whoever controls the tree
+controls these commands: ``--no-shell`` (``allow_shell=False``) runs none of
+them (each probe answers "n"), and running as root kcheck never runs them for
+a tree that belongs to another user (:func:`kcheck.kconfig.tree.untrusted_tree`).
 """
 
 from __future__ import annotations

@@ -118,6 +118,8 @@ class KconfigTree:
         self.allow_shell = allow_shell
         #: True when the parse came from the per-user cache.
         self.from_cache = from_cache
+        #: Why the tree's ``$(shell,...)`` probes were not run although allowed (None: they ran, or were not wanted).
+        self.shell_refused: str | None = None
         self._active: KconfigSource | None = None
 
     @classmethod
@@ -134,7 +136,8 @@ class KconfigTree:
         ``arch`` is make's ``ARCH`` (``x86_64``, ``x86``, ``arm64``...); None
         uses ``$ARCH`` or this machine, as ``make`` does (pass the config
         header's arch, see :func:`kcheck.kconfig.env.arch_from_config`, to
-        follow the file instead).
+        follow the file instead). A tree without ``arch/<SRCARCH>`` for that
+        arch is refused with a :class:`KcheckError`.
 
         ``allow_shell=False`` parses without running any ``$(shell,...)``
         from the Kconfig files (for trees you do not trust). Every probe then
@@ -142,6 +145,10 @@ class KconfigTree:
         ``CC_HAS_*``, ``AS_*``, ``LD_*``, ``RUST_IS_AVAILABLE``...) come out
         n/empty/0 and symbols depending on them may differ from what
         ``make olddefconfig`` computes; everything else is exact.
+
+        Running as root, a tree owned by another user is never trusted with
+        root's shell (see :func:`untrusted_tree`): it is parsed as with
+        ``allow_shell=False`` and :attr:`shell_refused` says why.
 
         ``use_cache=False`` always parses and leaves the cache alone.
         Raises :class:`KcheckError` when ``srctree`` is not a kernel tree or
@@ -153,7 +160,16 @@ class KconfigTree:
                 f"{srctree}: not a kernel source tree (no Kconfig file); "
                 "pass --kernel-dir with the kernel sources"
             )
+        shell_refused = untrusted_tree(srctree) if allow_shell else None
+        if shell_refused:
+            allow_shell = False
         env = kconfig_env(srctree, arch)
+        if (srctree / "arch").is_dir() and not (srctree / "arch" / env["SRCARCH"]).is_dir():
+            # A .config is read for the architecture its header names (as make would need ARCH= for it).
+            raise KcheckError(
+                f"{srctree} has no arch/{env['SRCARCH']} for ARCH={env['ARCH']} (the configuration's "
+                "architecture): pass the kernel sources for it with --kernel-dir, or --no-kconfig"
+            )
         entry = cache.entry_path(srctree, env["ARCH"], allow_shell)
         with _environment(env):
             kconf = cache.load(entry, str(srctree), env) if use_cache else None
@@ -162,8 +178,9 @@ class KconfigTree:
                 kconf = _parse(srctree, allow_shell, choice_rules_for(srctree, env["KERNELVERSION"]))
                 if use_cache:
                     cache.store_in_background(entry, kconf, env)
-        return cls(srctree, env["ARCH"], env, kconf, allow_shell=allow_shell,
-                   from_cache=from_cache)
+        tree = cls(srctree, env["ARCH"], env, kconf, allow_shell=allow_shell, from_cache=from_cache)
+        tree.shell_refused = shell_refused
+        return tree
 
     def read(self, config_path: Path) -> KconfigSource:
         """Load ``config_path`` as ``make olddefconfig`` would; return its :class:`KconfigSource`."""
@@ -174,17 +191,16 @@ class KconfigTree:
         return source
 
     def write_config(self, path: Path) -> None:
-        """Write the loaded configuration as ``make olddefconfig`` would, atomically."""
-        path = Path(path)
+        """Write the loaded configuration as ``make olddefconfig`` would, atomically.
+
+        The text goes through :func:`kcheck.safewrite.write_atomic` (no backup:
+        this is ``make``'s output, not a user's edit), so a failure leaves the
+        old file byte for byte and no temporary file behind.
+        """
+        from kcheck import safewrite
+
         header = f"#\n# Automatically generated file; DO NOT EDIT.\n# {self.kconf.mainmenu_text}\n#\n"
-        tmp = path.with_name(f".{path.name}.kcheck-tmp")
-        try:
-            self.kconf.write_config(str(tmp), header=header, save_old=False)
-            os.replace(tmp, path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise KcheckError(f"{path}: cannot write the configuration ({exc.strerror})") from None
+        safewrite.write_atomic(Path(path), self.kconf._config_contents(header), backup=False)
 
     def _activate(self, source: KconfigSource) -> None:
         if self._active is not source:
@@ -203,6 +219,35 @@ class KconfigTree:
             # kconfiglib's invalidation does not track.
             kconf._invalidate_all()
         self._active = source
+
+
+def untrusted_tree(srctree: Path) -> str | None:
+    """Why root must not run ``srctree``'s ``$(shell,...)`` commands, or None when it may.
+
+    A Kconfig tree's probes are shell commands its owner wrote. Running as
+    root, kcheck runs them only when the tree (its directory and top Kconfig
+    file) belongs to root or to the user who invoked kcheck (``SUDO_UID``):
+    otherwise the owner of a user-owned ``/usr/src/linux`` could have root run
+    anything at the next emerge, the same reasoning as git's
+    ``safe.directory``. Not running as root, nothing is gained: the commands
+    run with the rights their owner could use anyway.
+    """
+    if os.geteuid() != 0:
+        return None
+    trusted = {0, os.getuid()}
+    with contextlib.suppress(ValueError):
+        trusted.add(int(os.environ.get("SUDO_UID", "")))
+    for path in (srctree, srctree / "Kconfig"):
+        try:
+            owner = os.stat(path).st_uid
+        except OSError:
+            continue
+        if owner not in trusted:
+            return (
+                f"{path} belongs to uid {owner}, not to root or the invoking user: its $(shell,...) Kconfig probes were not run "
+                "(toolchain-dependent symbols read as n); run kcheck as that user for an exact evaluation"
+            )
+    return None
 
 
 def _parse(srctree: Path, allow_shell: bool, choice_rules: str | None):

@@ -25,6 +25,7 @@ so a symlink planted by someone else must not redirect those writes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import click
 
+from kcheck import safewrite
 from kcheck.errors import KcheckError
 from kcheck.model import Finding, Status
 
@@ -270,6 +272,12 @@ class StateStore:
         self._dir_fd = fd
         self._lock_fd = self._open("lock", os.O_RDWR | os.O_CREAT)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        # Holding the lock, no other writer is active: a temporary file here is
+        # what a killed (SIGKILL) run left behind.
+        for name in os.listdir(self._dir_fd):
+            if name.startswith(".snapshot-") and name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=self._dir_fd)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -284,8 +292,13 @@ class StateStore:
         except FileNotFoundError:
             raise
         except OSError as exc:
-            # ELOOP: a symlink sits where kcheck writes; never follow it as root.
-            raise KcheckError(f"cannot open {self.path / name} ({exc.strerror}); remove it") from exc
+            if exc.errno == errno.ELOOP:
+                # A symlink sits where kcheck writes; never follow it as root.
+                raise KcheckError(f"cannot open {self.path / name} (it is a symlink); remove it") from exc
+            raise KcheckError(
+                f"cannot open {self.path / name} ({exc.strerror}); nothing was changed: "
+                f"check free space and permissions of {self.path}"
+            ) from exc
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise KcheckError(f"{self.path / name} is not a regular file; remove it")
@@ -296,23 +309,35 @@ class StateStore:
         return "snapshot-" + cp.replace("/", "_") + ".json"
 
     def save(self, cp: str, data: dict) -> None:
-        """Write the snapshot for package ``cp`` atomically (a temporary file, then rename)."""
+        """Write the snapshot for package ``cp`` atomically (a temporary file, then rename).
+
+        Raises :class:`KcheckError` when it cannot be written (full disk,
+        read-only filesystem); the previous snapshot is then left as it was.
+        Termination signals wait until the write is done or undone.
+        """
         name = self._name(cp)
         tmp = f".{name}.{os.getpid()}.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp, dir_fd=self._dir_fd)
-        fd = self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
-        except BaseException:
+        with safewrite.signals_deferred():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp, dir_fd=self._dir_fd)
-            raise
-        os.fsync(self._dir_fd)
+            fd = self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    json.dump(data, f, sort_keys=True)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+            except BaseException as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=self._dir_fd)
+                if isinstance(exc, OSError):
+                    raise KcheckError(
+                        f"cannot write {self.path / name} ({exc.strerror or exc}); "
+                        f"nothing was changed: check free space and permissions of {self.path}"
+                    ) from None
+                raise
+            with contextlib.suppress(OSError):
+                os.fsync(self._dir_fd)
 
     def take(self, cp: str) -> dict | None:
         """Read and remove the snapshot of ``cp`` (None when there is none or it is unreadable)."""

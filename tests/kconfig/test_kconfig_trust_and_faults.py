@@ -1,0 +1,174 @@
+"""The Kconfig layer's trust and writes: root never runs another user's probes; the writes survive faults."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from faults import ERRNOS, SIGNALS, failing, signal_when_stalled
+
+import kconfig_trees as kt
+from kcheck import safewrite
+from kcheck.errors import KcheckError
+from kcheck.kconfig import KconfigTree, cache
+
+KCHECK = str(Path(sys.executable).with_name("kcheck"))
+NOBODY = 65534
+
+# The probe leaves a mark, so a test sees whether it ran, not only what it answered.
+KCONFIG = """\
+    config MODULES
+    \tbool "modules"
+    \tmodules
+    \tdefault y
+
+    config OVERLAY_FS
+    \ttristate "overlay"
+    \tdefault y
+
+    config PROBED
+    \tdef_bool $(shell,touch "$KCHECK_TEST_MARK"; echo y)
+    """
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("KCHECK_TEST_MARK", str(tmp_path / "probe-ran"))
+    monkeypatch.delenv("SUDO_UID", raising=False)
+    return kt.write_tree(tmp_path / "tree", KCONFIG)
+
+
+def chown_tree(root: Path, uid: int) -> None:
+    for path in (root, *root.rglob("*")):
+        os.lchown(path, uid, uid)
+
+
+def probed(tree: KconfigTree, tmp_path: Path) -> str:
+    return tree.read(kt.write_config(tmp_path / "empty.config", "")).state("PROBED").value
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the rule is about running as root")
+
+
+@needs_root
+def test_root_runs_the_probes_of_its_own_tree(tree, tmp_path):
+    loaded = KconfigTree.load(tree, use_cache=False)
+    assert loaded.shell_refused is None and loaded.allow_shell
+    assert probed(loaded, tmp_path) == "y" and (tmp_path / "probe-ran").exists()
+
+
+@needs_root
+def test_root_never_runs_the_probes_of_another_users_tree(tree, tmp_path):
+    chown_tree(tree, NOBODY)
+    loaded = KconfigTree.load(tree, use_cache=False)
+    assert not loaded.allow_shell
+    assert f"belongs to uid {NOBODY}" in loaded.shell_refused and "were not run" in loaded.shell_refused
+    assert probed(loaded, tmp_path) == "n" and not (tmp_path / "probe-ran").exists()
+
+
+@needs_root
+def test_the_invoking_user_of_sudo_is_trusted(tree, tmp_path, monkeypatch):
+    chown_tree(tree, NOBODY)
+    monkeypatch.setenv("SUDO_UID", str(NOBODY))
+    loaded = KconfigTree.load(tree, use_cache=False)
+    assert loaded.shell_refused is None and probed(loaded, tmp_path) == "y"
+
+
+@needs_root
+def test_the_report_says_the_probes_were_not_run(tree, tmp_path):
+    chown_tree(tree, NOBODY)
+    config = kt.write_config(tmp_path / "x.config", "CONFIG_MODULES=y\nCONFIG_OVERLAY_FS=y\n")
+    proc = subprocess.run([KCHECK, "--no-host", "-d", "overlay2", "-c", str(config), "-k", str(tree)],
+                          capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    assert f"input: {tree}: {tree} belongs to uid {NOBODY}" in proc.stdout, proc.stdout + proc.stderr
+    assert not (tmp_path / "probe-ran").exists()
+
+
+@pytest.mark.parametrize("no_shell", [False, True])
+def test_lint_no_shell_runs_nothing(tree, tmp_path, no_shell):
+    config = kt.write_config(tmp_path / "x.config", "CONFIG_MODULES=y\n")
+    argv = [KCHECK, "lint", "-d", "overlay2", "-k", str(tree), "--jobs", "1", str(config)]
+    proc = subprocess.run(argv + (["--no-shell"] if no_shell else []), capture_output=True, text=True)
+    assert "Traceback" not in proc.stderr and proc.returncode in (0, 1), proc.stderr
+    assert (tmp_path / "probe-ran").exists() is not no_shell
+
+
+# --- faults on the writes of the Kconfig layer ---------------------------------------------------
+
+OLD = b"# the previous make olddefconfig output\nCONFIG_OLD=y\n"
+
+
+@pytest.fixture
+def loaded(tree, tmp_path):
+    kconf_tree = KconfigTree.load(tree, use_cache=False)
+    kconf_tree.read(kt.write_config(tmp_path / "in.config", "CONFIG_MODULES=y\n"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".config").write_bytes(OLD)
+    return kconf_tree, out / ".config"
+
+
+@pytest.mark.parametrize("code", ERRNOS)
+@pytest.mark.parametrize("where", ["mkstemp", "write", "fsync", "replace"])
+def test_write_config_fault_keeps_the_old_file(loaded, monkeypatch, code, where):
+    kconf_tree, target = loaded
+    target_module = safewrite.tempfile if where == "mkstemp" else safewrite.os
+    monkeypatch.setattr(target_module, where, failing(ERRNOS[code]))
+    with pytest.raises(KcheckError, match=os.strerror(ERRNOS[code])):
+        kconf_tree.write_config(target)
+    monkeypatch.undo()
+    assert target.read_bytes() == OLD and os.listdir(target.parent) == [".config"]
+
+
+def test_write_config_writes_what_kconfiglib_writes(loaded, tmp_path):
+    kconf_tree, target = loaded
+    kconf_tree.write_config(target)
+    reference = tmp_path / "reference.config"
+    header = f"#\n# Automatically generated file; DO NOT EDIT.\n# {kconf_tree.kconf.mainmenu_text}\n#\n"
+    kconf_tree.kconf.write_config(str(reference), header=header, save_old=False)
+    assert target.read_bytes() == reference.read_bytes()
+    assert "CONFIG_PROBED=y" in target.read_text() and os.listdir(target.parent) == [".config"]
+
+
+@pytest.mark.parametrize("name", SIGNALS)
+def test_write_config_signal_between_write_and_rename(tree, tmp_path, name):
+    target = tmp_path / "out.config"
+    target.write_bytes(OLD)
+    signum, seconds = SIGNALS[name]
+    status = signal_when_stalled(
+        f"""
+from kcheck.kconfig import KconfigTree
+t = KconfigTree.load({str(tree)!r}, use_cache=False)
+t.read({str(kt.write_config(tmp_path / "in.config", "CONFIG_MODULES=y"))!r})
+os.replace = stall(os.replace, {seconds})
+t.write_config({str(target)!r})
+""",
+        signum,
+    )
+    assert status == -signum
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out.config.kcheck-"))
+    if name == "SIGKILL":
+        assert target.read_bytes() == OLD and len(left) <= 1  # only SIGKILL can leave the temporary file
+    else:
+        assert b"CONFIG_MODULES=y" in target.read_bytes() and left == []
+
+
+@pytest.mark.parametrize("code", ERRNOS)
+@pytest.mark.parametrize("where", ["mkstemp", "write", "fsync", "replace"])
+def test_cache_store_fault_keeps_the_old_entry(tree, monkeypatch, code, where):
+    kconf_tree = KconfigTree.load(tree, use_cache=False)
+    path = cache.entry_path(kconf_tree.srctree, kconf_tree.arch, True)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"an older entry")
+    target_module = safewrite.tempfile if where == "mkstemp" else safewrite.os
+    monkeypatch.setattr(target_module, where, failing(ERRNOS[code]))
+    assert cache.store(path, kconf_tree.kconf, kconf_tree.env) is False
+    monkeypatch.undo()
+    assert path.read_bytes() == b"an older entry" and os.listdir(path.parent) == [path.name]
+    # Without the fault the same store succeeds and the entry loads.
+    assert cache.store(path, kconf_tree.kconf, kconf_tree.env) is True
+    assert cache.load(path, str(kconf_tree.srctree), kconf_tree.env) is not None

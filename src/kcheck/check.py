@@ -49,7 +49,7 @@ def open_source(
     trees = {} if kconfig_trees is None else kconfig_trees
     if arch not in trees:
         trees[arch] = KconfigTree.load(location.tree, arch=arch, allow_shell=allow_shell)
-    return trees[arch].read(location.config)
+    return trees[arch].read(location.config, plain)
 
 
 def check_location(

@@ -20,12 +20,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import kconfiglib
 
+from kcheck import dotconfig
+from kcheck.dotconfig import DotConfig
 from kcheck.errors import InputError, KcheckError
 from kcheck.kconfig import cache
 from kcheck.kconfig.compat import CompatKconfig, choice_rules_for
@@ -33,8 +34,6 @@ from kcheck.kconfig.env import kconfig_env
 from kcheck.kconfig.why import state_of
 from kcheck.model import SymbolState
 
-_ASSIGN = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
-_UNSET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set\s*$")
 
 
 @contextlib.contextmanager
@@ -52,28 +51,15 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def read_assignments(path: Path) -> dict[str, tuple[str, int]]:
-    """Return symbol -> (value as written, 1-based line) of a ``.config`` (last one wins)."""
-    values: dict[str, tuple[str, int]] = {}
-    try:
-        with open(path, errors="replace") as fh:
-            for lineno, line in enumerate(fh, 1):
-                line = line.rstrip()
-                match = _ASSIGN.match(line)
-                if match:
-                    value = match.group(2)
-                    if len(value) >= 2 and value[0] == value[-1] == '"':
-                        value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-                    values[match.group(1)] = (value, lineno)
-                    continue
-                match = _UNSET.match(line)
-                if match:
-                    values[match.group(1)] = ("n", lineno)
-    except OSError as exc:
-        raise InputError(
-            f"{path}: cannot read the configuration ({exc.strerror}); pass an existing file"
-        ) from None
-    return values
+def read_assignments(path: Path, plain: DotConfig | None = None) -> dict[str, tuple[str, int]]:
+    """Return symbol -> (value as written, 1-based line) of a ``.config`` (last one wins).
+
+    ``plain`` is the same file already read by :mod:`kcheck.dotconfig`; the
+    check passes it so that a file is parsed once, not twice.
+    """
+    # An empty file is a valid input here (Kconfig then takes every default), unlike for the check.
+    config = plain if plain is not None else dotconfig.parse(dotconfig.read_bytes(path).decode("utf-8", "replace"), path)
+    return {symbol: (value.value, value.line) for symbol, value in config.values.items()}
 
 
 class KconfigSource:
@@ -182,10 +168,13 @@ class KconfigTree:
         tree.shell_refused = shell_refused
         return tree
 
-    def read(self, config_path: Path) -> KconfigSource:
-        """Load ``config_path`` as ``make olddefconfig`` would; return its :class:`KconfigSource`."""
+    def read(self, config_path: Path, plain: DotConfig | None = None) -> KconfigSource:
+        """Load ``config_path`` as ``make olddefconfig`` would; return its :class:`KconfigSource`.
+
+        ``plain``, when given, is the file as :func:`kcheck.dotconfig.load` read it.
+        """
         config_path = Path(config_path)
-        written = read_assignments(config_path)
+        written = read_assignments(config_path, plain)
         source = KconfigSource(self, config_path, written)
         self._load(source)
         return source

@@ -106,9 +106,16 @@ def evaluate(expr) -> Term:
     return Term(expr_str(expr), value, [evaluate(left), evaluate(right)])
 
 
+#: id -> (tree, index) for the one slotted Kconfig that cannot carry its own index.
+_REVERSE_BY_TREE: dict[int, tuple[object, dict]] = {}
+
+
 def _reverse_index(kconf) -> dict[str, dict[str, list]]:
     """name -> {"selects": [(selector, cond)], "implies": [...]}, built once per Kconfig."""
     index = getattr(kconf, "_kcheck_reverse", None)
+    if index is None:
+        kept = _REVERSE_BY_TREE.get(id(kconf))
+        index = kept[1] if kept is not None and kept[0] is kconf else None
     if index is None:
         index = {}
         for sym in kconf.unique_defined_syms:
@@ -120,7 +127,9 @@ def _reverse_index(kconf) -> dict[str, dict[str, list]]:
         try:
             kconf._kcheck_reverse = index
         except AttributeError:
-            pass  # a plain kconfiglib.Kconfig has __slots__: recompute next time
+            # A plain kconfiglib.Kconfig has __slots__: keep the last tree's index here instead.
+            _REVERSE_BY_TREE.clear()
+            _REVERSE_BY_TREE[id(kconf)] = (kconf, index)
     return index
 
 

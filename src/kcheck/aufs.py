@@ -90,7 +90,7 @@ def aufs_findings(ctx: CheckContext) -> list[Finding]:
                     f"{module.cpv} builds aufs outside the tree and needs CONFIG_AUFS_FS unset, "
                     "but this configuration sets it"
                 ),
-                expected="not set",
+                expected="not-set",
                 actual=aufs_fs.value,
                 line=aufs_fs.line,
                 symbol="AUFS_FS",

@@ -29,7 +29,8 @@ MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 _ASSIGN = re.compile(r"CONFIG_([A-Za-z0-9_]+)=(.*)")
 _NOT_SET = re.compile(r"# CONFIG_([A-Za-z0-9_]+) is not set")
-_HEADER = re.compile(r"# Linux/(\S+) (\S+) Kernel Configuration")
+#: The header line naming the architecture and the kernel version.
+HEADER = re.compile(r"# Linux/(\S+) (\S+) Kernel Configuration")
 _VALUE = re.compile(r'[ymn]|-?[0-9]+|0[xX][0-9a-fA-F]+|"(?:[^"\\]|\\.)*"')
 
 
@@ -114,7 +115,7 @@ def parse(text: str, path: Path | None = None) -> DotConfig:
             if match:
                 _assign(config, where, match.group(1), "n", number)
                 continue
-            header = _HEADER.fullmatch(line)
+            header = HEADER.fullmatch(line)
             if header and config.header_version is None:
                 config.header_arch, config.header_version = header.groups()
             continue

@@ -24,7 +24,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from kcheck import version
+from kcheck import dotconfig, version
 from kcheck.errors import KcheckError
 
 #: ``uname -m`` -> the Makefile's SUBARCH (its ``sed`` rules, in order).
@@ -69,7 +69,6 @@ _CLANG_TARGETS = {
     "x86": "x86_64-linux-gnu",
 }
 
-_HEADER = re.compile(r"^# Linux/(\S+) (\S+) Kernel Configuration")
 
 
 def subarch(machine: str | None = None) -> str:
@@ -90,7 +89,7 @@ def arch_from_config(config: Path) -> str | None:
     try:
         with open(config, errors="replace") as fh:
             for _, line in zip(range(6), fh):
-                match = _HEADER.match(line)
+                match = dotconfig.HEADER.match(line)
                 if match:
                     return match.group(1)
     except OSError:

@@ -51,6 +51,30 @@ def debian_configs_6_12() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def linux_7_2() -> Path:
+    """The unpacked Debian linux-source-7.2 tree, from Debian's newer suites (read-only)."""
+    return _or_skip(realkernel.source_tree, "7.2")
+
+
+@pytest.fixture(scope="session")
+def debian_configs_7_2() -> dict[str, Path]:
+    """Flavour (``amd64_none_amd64``, ``amd64_none_rt-amd64``, ...) -> Debian's 7.2 config."""
+    return _or_skip(realkernel.debian_configs, "7.2")
+
+
+@pytest.fixture(scope="session")
+def linux_7_3() -> Path:
+    """The unpacked Debian linux-source-7.3 tree, from Debian's newer suites (read-only)."""
+    return _or_skip(realkernel.source_tree, "7.3")
+
+
+@pytest.fixture(scope="session")
+def debian_configs_7_3() -> dict[str, Path]:
+    """Flavour (``amd64_none_amd64``, ``amd64_none_rt-amd64``, ...) -> Debian's 7.3 config."""
+    return _or_skip(realkernel.debian_configs, "7.3")
+
+
+@pytest.fixture(scope="session")
 def make_config(tmp_path_factory) -> Callable[..., Path]:
     """The kernel's own ``make <target>`` as a function: ``make_config(tree, target, input=None)``.
 

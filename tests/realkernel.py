@@ -32,10 +32,26 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-#: Kernel series the suite tests against (Debian bookworm / bookworm-security).
+#: Kernel series the suite tests against from the machine's own suites (Debian bookworm /
+#: bookworm-security).
 SERIES = ("6.1", "6.12")
-#: Debian's amd64 flavours; each ships a config in linux-config-X.
+#: Current kernels, from Debian's newer suites through a private apt state (see :func:`deb_file`).
+NEW_SERIES = ("7.2", "7.3")
+#: Every series the suite knows.
+ALL_SERIES = SERIES + NEW_SERIES
+#: Debian's amd64 flavours of the 6.x series; each ships a config in linux-config-X.
 FLAVOURS = ("amd64_none_amd64", "amd64_none_cloud-amd64", "amd64_rt_amd64")
+#: The 7.x packages spell the real-time flavour differently.
+FLAVOURS_7 = ("amd64_none_amd64", "amd64_none_cloud-amd64", "amd64_none_rt-amd64")
+#: Suites the private apt state reads (newer kernels, docker.io, podman, containerd).
+NEWER_SUITES = ("sid", "trixie-backports")
+#: Debian's archive key, which signs the newer suites too.
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+
+def flavours(series: str) -> tuple[str, ...]:
+    """Return the amd64 flavour names Debian's ``linux-config-<series>`` ships."""
+    return FLAVOURS_7 if series.split(".")[0] >= "7" else FLAVOURS
 #: The architecture the oracle and kcheck evaluate for.
 ARCH = "x86_64"
 
@@ -76,28 +92,91 @@ def locked(name: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def deb_file(package: str) -> Path:
-    """Return the cached .deb of ``package``, downloading it with apt-get when absent."""
-    debdir = cache_root() / "debs"
+def machine_mirror() -> str:
+    """Return the Debian mirror this machine's apt already uses (its main archive's URI)."""
+    sources = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
+    for path in sources:
+        for line in path.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "URIs":
+                for uri in value.split():
+                    if not uri.rstrip("/").endswith("-security"):
+                        return uri.rstrip("/")
+    legacy = Path("/etc/apt/sources.list")
+    if legacy.is_file():
+        for line in legacy.read_text(errors="replace").splitlines():
+            words = [w for w in line.split() if not w.startswith("[")]
+            if len(words) >= 3 and words[0] == "deb" and not words[2].endswith("-security"):
+                return words[1].rstrip("/")
+    raise Unavailable("no Debian mirror found in /etc/apt/sources.list.d/*.sources")
+
+
+def private_apt_options() -> list[str]:
+    """Return apt options for a private apt state that reads Debian's newer suites.
+
+    The state (sources list, package lists, apt's cache) lives under the suite's
+    cache; the machine's own apt setup is never touched. The lists are fetched
+    once (``apt-get update`` under a lock) and reused.
+    """
+    state = cache_root() / "apt-newer"
+    options = [
+        "-o", f"Dir::Etc::SourceList={state / 'sources.list'}",
+        "-o", "Dir::Etc::SourceParts=/dev/null",
+        "-o", f"Dir::State::Lists={state / 'lists'}",
+        "-o", f"Dir::Cache={state / 'cache'}",
+        "-o", "APT::Sandbox::User=root",
+    ]
+    with locked("apt-newer"):
+        marker = state / "lists.complete"
+        if not marker.exists():
+            (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+            (state / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+            mirror = machine_mirror()
+            (state / "sources.list").write_text("".join(
+                f"deb [signed-by={DEBIAN_KEYRING}] {mirror} {suite} main\n" for suite in NEWER_SUITES
+            ))
+            print(f"kcheck tests: fetching package lists of {', '.join(NEWER_SUITES)} "
+                  f"(about 12 MB, once)", flush=True)
+            proc = subprocess.run(["apt-get", *options, "update"], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise Unavailable(f"apt-get update of {', '.join(NEWER_SUITES)} failed: {proc.stderr.strip()}")
+            marker.write_text("ok\n")
+    return options
+
+
+def _download(package: str, debdir: Path, options: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``apt-get download package`` into ``debdir`` with extra apt ``options``."""
+    return subprocess.run(
+        ["apt-get", *options, "download", package], cwd=debdir, capture_output=True, text=True
+    )
+
+
+def deb_file(package: str, *, newer: bool = False) -> Path:
+    """Return the cached .deb of ``package``, downloading it with apt-get when absent.
+
+    ``newer`` takes the package from Debian's newer suites (sid,
+    trixie-backports) through :func:`private_apt_options` instead of the
+    machine's own suites.
+    """
+    if shutil.which("apt-get") is None:
+        raise Unavailable(f"apt-get is not available to download {package}")
+    debdir = cache_root() / ("debs-newer" if newer else "debs")
     debdir.mkdir(exist_ok=True)
     with locked(f"deb-{package}"):
         found = sorted(debdir.glob(f"{package}_*.deb"))
         if not found:
-            if shutil.which("apt-get") is None:
-                raise Unavailable(f"apt-get is not available to download {package}")
-            proc = subprocess.run(
-                ["apt-get", "download", package], cwd=debdir, capture_output=True, text=True
-            )
-            if proc.returncode != 0 and os.geteuid() == 0:
+            options = private_apt_options() if newer else []
+            print(f"kcheck tests: downloading {package} with apt-get (once)", flush=True)
+            proc = _download(package, debdir, options)
+            if proc.returncode != 0 and not newer and os.geteuid() == 0:
                 # A fresh CI image has no package lists yet: fetch them once and retry.
                 with locked("apt-get"):
                     subprocess.run(["apt-get", "update"], capture_output=True)
-                proc = subprocess.run(
-                    ["apt-get", "download", package], cwd=debdir, capture_output=True, text=True
-                )
+                proc = _download(package, debdir, options)
             found = sorted(debdir.glob(f"{package}_*.deb"))
             if proc.returncode != 0 or not found:
                 raise Unavailable(f"apt-get download {package} failed: {proc.stderr.strip()}")
+            print(f"kcheck tests: {found[-1].name}, {found[-1].stat().st_size / 1e6:.0f} MB", flush=True)
         return found[-1]
 
 
@@ -122,7 +201,7 @@ def source_tree(series: str) -> Path:
     marker = root / f"linux-source-{series}.complete"
     if marker.exists():
         return tree
-    deb = deb_file(f"linux-source-{series}")
+    deb = deb_file(f"linux-source-{series}", newer=series in NEW_SERIES)
     with locked(f"tree-{series}"):
         if marker.exists():
             return tree
@@ -156,17 +235,17 @@ def debian_configs(series: str) -> dict[str, Path]:
     outdir = root / f"linux-config-{series}"
     marker = root / f"linux-config-{series}.complete"
     if not marker.exists():
-        deb = deb_file(f"linux-config-{series}")
+        deb = deb_file(f"linux-config-{series}", newer=series in NEW_SERIES)
         with locked(f"config-{series}"):
             if not marker.exists():
                 outdir.mkdir(exist_ok=True)
                 for tar, info in _deb_member(deb, ".xz"):
                     name = Path(info.name).name.removesuffix(".xz").removeprefix("config.")
-                    if name in FLAVOURS:
+                    if name in flavours(series):
                         data = lzma.decompress(tar.extractfile(info).read())  # type: ignore[union-attr]
                         (outdir / f"{name}.config").write_bytes(data)
                 marker.write_text(deb.name + "\n")
-    configs = {flavour: outdir / f"{flavour}.config" for flavour in FLAVOURS}
+    configs = {flavour: outdir / f"{flavour}.config" for flavour in flavours(series)}
     missing = [f for f, p in configs.items() if not p.is_file()]
     if missing:
         raise Unavailable(f"linux-config-{series} lacks flavours {missing}")

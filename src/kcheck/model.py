@@ -61,6 +61,8 @@ class SymbolState:
     know (plain reader), otherwise whether the tree defines the symbol.
     ``note`` explains a Kconfig decision a user would not expect, for example
     "BTRFS_FS=y in the file but Kconfig turns it off because BLOCK is n".
+    ``type`` is the symbol's Kconfig type (``bool``, ``tristate``, ``string``,
+    ``int``, ``hex``) when the reader knows the tree, else None.
     """
 
     symbol: str
@@ -69,6 +71,7 @@ class SymbolState:
     written: str | None = None
     exists: bool | None = None
     note: str | None = None
+    type: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -174,12 +177,22 @@ class Report:
     def failed(self, strict: bool = False) -> bool:
         """True when a required item fails (or, with ``strict``, a recommended one).
 
-        Advice (severity ``info``) never fails a check, even with ``strict``.
+        With ``strict``, rules left unapplied because the kernel version is
+        unknown fail too (see :meth:`unapplied_rules`): an unchecked rule is
+        not a rule that holds. Advice (severity ``info``) never fails a check.
         """
+        if strict and self.unapplied_rules():
+            return True
         return any(
             f.status is Status.FAIL or (strict and f.status is Status.WARN and f.severity is Severity.RECOMMENDED)
             for f in self.findings
         )
+
+    def unapplied_rules(self) -> int:
+        """How many version-dependent requirements were skipped because the kernel version is unknown."""
+        if self.kernel_version is not None:
+            return 0
+        return sum(f.status is Status.SKIP and f.expected is not None for f in self.findings)
 
     def exit_status(self, strict: bool = False) -> int:
         """0 when everything required holds, 1 otherwise (see ``kcheck --help``)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from kcheck.errors import EXIT_USAGE, KcheckError
+from kcheck.completion import complete_driver
 from kcheck.progress import quiet_option
 
 #: name -> "module:attribute" of each subcommand's click command.
@@ -91,7 +92,8 @@ path_option = click.Path(path_type=Path)
 
 
 @click.group(cls=LazyGroup, invoke_without_command=True, epilog=EXIT_HELP)
-@click.option("--driver", "-d", metavar="DRIVER", help="Storage driver to check for (see 'kcheck drivers').")
+@click.option("--driver", "-d", metavar="DRIVER", help="Storage driver to check for (see 'kcheck drivers').",
+              shell_complete=complete_driver)
 @click.option("--profile", "profiles", multiple=True, type=path_option, metavar="FILE",
               help="Also check your own requirement profile (TOML); repeatable.")
 @click.option("--config", "-c", type=path_option, help="Kernel configuration file to read (.config or .gz).")

@@ -72,7 +72,7 @@ TOOLCHAIN_VARS = (
 #: The linux-config .deb adds about 1 MB a series.
 SERIES_SIZES = {"6.1": (139, 1.5), "6.12": (153, 1.7), "7.2": (164, 1.8), "7.3": (167, 1.8)}
 #: The container packages the oracles read (docker.io, podman, containerd...) and apt's lists, MB.
-OTHER_DOWNLOADS_MB = 100
+OTHER_DOWNLOADS_MB = 140
 
 
 def notify(message: str) -> None:

@@ -53,7 +53,7 @@ def describe(state: SymbolState) -> str:
     return state.value
 
 
-def wanted(expect: str, state: SymbolState) -> str:
+def expect_for(expect: str, state: SymbolState) -> str:
     """The ``expect`` form as it applies to this symbol: ``y-or-m`` is ``y`` for a bool.
 
     A bool takes no m, so "y or m" would offer a value Kconfig refuses. The
@@ -93,7 +93,7 @@ def evaluate_requirement(req: Requirement, ctx: CheckContext, profile: str) -> F
         if chosen is None:
             chosen = next((s for s in states if s.exists), states[0])
     status = Status.OK if ok else (Status.WARN if req.severity is Severity.RECOMMENDED else Status.FAIL)
-    base["expected"] = wanted(req.expect, chosen)
+    base["expected"] = expect_for(req.expect, chosen)
     return Finding(
         status=status,
         actual=describe(chosen),

@@ -177,12 +177,8 @@ class Report:
     def failed(self, strict: bool = False) -> bool:
         """True when a required item fails (or, with ``strict``, a recommended one).
 
-        With ``strict``, rules left unapplied because the kernel version is
-        unknown fail too (see :meth:`unapplied_rules`): an unchecked rule is
-        not a rule that holds. Advice (severity ``info``) never fails a check.
+        Advice (severity ``info``) never fails a check, even with ``strict``.
         """
-        if strict and self.unapplied_rules():
-            return True
         return any(
             f.status is Status.FAIL or (strict and f.status is Status.WARN and f.severity is Severity.RECOMMENDED)
             for f in self.findings
@@ -195,8 +191,13 @@ class Report:
         return sum(f.status is Status.SKIP and f.expected is not None for f in self.findings)
 
     def exit_status(self, strict: bool = False) -> int:
-        """0 when everything required holds, 1 otherwise (see ``kcheck --help``)."""
-        return 1 if self.failed(strict) else 0
+        """0 when everything required holds, 1 otherwise (see ``kcheck --help``).
+
+        With ``strict``, rules left unapplied because the kernel version is
+        unknown (:meth:`unapplied_rules`) fail the check too: an unchecked rule
+        is not a rule that holds. (``kcheck lint`` counts findings only.)
+        """
+        return 1 if self.failed(strict) or (strict and self.unapplied_rules()) else 0
 
 
 @dataclass

@@ -104,7 +104,7 @@ def _verdict(report: Report, strict: bool) -> str:
     skipped = report.unapplied_rules()
     # Rules that were never applied are a warning on the verdict itself, not a footnote above it.
     unknown = f"kernel version unknown: {skipped} rule{'s' if skipped != 1 else ''} not applied" if skipped else ""
-    if report.failed(strict):
+    if report.exit_status(strict):
         names = list(dict.fromkeys(f.symbol or f.check for f in failed + (warned if strict else [])))
         if strict and unknown:
             names.append(f"({unknown})")

@@ -75,9 +75,12 @@ def run_on(tree: Path, cache: Path, *args: str, tty: bool) -> tuple[str, str, in
 
 
 def wait_for_cache(cache: Path) -> None:
-    """The parse cache is written after the check; wait until it is there."""
+    """The parse cache may be written after the check ends; wait until an entry is there."""
+    def entries():
+        return [p for p in (cache / "kcheck").glob("*") if not p.name.startswith((".", "names-"))]
+
     deadline = time.monotonic() + 60
-    while not any((cache / "kcheck").glob("kconfig-*")) and time.monotonic() < deadline:
+    while not entries() and time.monotonic() < deadline:
         time.sleep(0.1)
 
 

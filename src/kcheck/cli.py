@@ -15,6 +15,8 @@ from pathlib import Path
 import click
 
 from kcheck.errors import EXIT_USAGE, KcheckError
+from kcheck.completion import complete_driver
+from kcheck.progress import quiet_option
 
 #: name -> "module:attribute" of each subcommand's click command.
 LAZY_COMMANDS: dict[str, str] = {
@@ -29,7 +31,9 @@ EXIT_HELP = """\b
 Exit status:
   0  every required item holds
   1  a required item fails (a recommended one too, with --strict), in
-     the configuration or, on a live run, on the host (--no-host: not)
+     the configuration or, on a live run, on the host (--no-host: not);
+     with --strict also when the kernel version is unknown and
+     version-dependent rules could not be applied
   2  usage or input error: no config found, unreadable or not a kernel
      config, unknown driver, bad profile, invalid /etc/docker/daemon.json
 """
@@ -88,7 +92,8 @@ path_option = click.Path(path_type=Path)
 
 
 @click.group(cls=LazyGroup, invoke_without_command=True, epilog=EXIT_HELP)
-@click.option("--driver", "-d", metavar="DRIVER", help="Storage driver to check for (see 'kcheck drivers').")
+@click.option("--driver", "-d", metavar="DRIVER", help="Storage driver to check for (see 'kcheck drivers').",
+              shell_complete=complete_driver)
 @click.option("--profile", "profiles", multiple=True, type=path_option, metavar="FILE",
               help="Also check your own requirement profile (TOML); repeatable.")
 @click.option("--config", "-c", type=path_option, help="Kernel configuration file to read (.config or .gz).")
@@ -98,13 +103,15 @@ path_option = click.Path(path_type=Path)
               help="Prefix for every system path (a chroot or install target).")
 @click.option("--kernel-version", metavar="VERSION", help="Override the kernel version the rules use.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--strict", is_flag=True, help="Fail (exit 1) on missing recommended items too.")
+@click.option("--strict", is_flag=True, help="Fail (exit 1) on missing recommended items too, and when the kernel version is "
+              "unknown (some rules not applied).")
 @click.option("--verbose", "-v", is_flag=True, help="List the items that hold and the skipped ones too.")
 @click.option("--no-kconfig", is_flag=True, help="Read the .config as written, without the Kconfig tree.")
 @click.option("--no-shell", is_flag=True, help="Never run the tree's $(shell,...) Kconfig macros.")
 @click.option("--no-host", is_flag=True, help="Check only the configuration, not this machine (docker's settings, "
               "filesystem, installed and booted kernel, modules).")
 @click.version_option(package_name="kcheck")
+@quiet_option
 @click.pass_context
 def main(ctx: click.Context, driver, profiles, config, kernel_dir, root, kernel_version, fmt, strict, verbose,
          no_kconfig, no_shell, no_host) -> None:

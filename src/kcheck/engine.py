@@ -40,12 +40,28 @@ def satisfied(expect: str, value: str) -> bool:
 
 
 def describe(state: SymbolState) -> str:
-    """A symbol's value as a user reads it: ``y``, ``m``, ``not set``, ``absent``."""
+    """A symbol's value as a user reads it: ``y``, ``m``, ``not set``, ``not in the file``.
+
+    "not set" is said only of a symbol the file sets to n (``# CONFIG_X is
+    not set``); a symbol the file never mentions is "not in the file", even
+    when Kconfig gives it n by default: the user fixes the two differently.
+    """
     if state.exists is False:
         return "absent from this tree"
     if state.value in ("n", ""):
-        return "not set" if state.written is not None or state.exists else "absent"
+        return "not set" if state.written is not None else "not in the file"
     return state.value
+
+
+def expect_for(expect: str, state: SymbolState) -> str:
+    """The ``expect`` form as it applies to this symbol: ``y-or-m`` is ``y`` for a bool.
+
+    A bool takes no m, so "y or m" would offer a value Kconfig refuses. The
+    type is known only with the kernel tree; without it the profile's form stays.
+    """
+    if expect == "y-or-m" and state.type == "bool":
+        return "y"
+    return expect
 
 
 def evaluate_requirement(req: Requirement, ctx: CheckContext, profile: str) -> Finding | None:
@@ -77,6 +93,7 @@ def evaluate_requirement(req: Requirement, ctx: CheckContext, profile: str) -> F
         if chosen is None:
             chosen = next((s for s in states if s.exists), states[0])
     status = Status.OK if ok else (Status.WARN if req.severity is Severity.RECOMMENDED else Status.FAIL)
+    base["expected"] = expect_for(req.expect, chosen)
     return Finding(
         status=status,
         actual=describe(chosen),

@@ -42,6 +42,8 @@ import click
 
 from kcheck import dotconfig
 from kcheck.check import check_location, select_profiles
+from kcheck.completion import complete_driver
+from kcheck.progress import quiet_option
 from kcheck.errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, InputError, KcheckError
 from kcheck.locate import KernelLocation, is_kernel_tree
 from kcheck.model import Report
@@ -273,7 +275,9 @@ def run_lint(
 
 
 @click.command("lint", epilog=LINT_EXIT_HELP)
-@click.option("--driver", "-d", required=True, metavar="DRIVER", help="Storage driver to check for (see 'kcheck drivers').")
+@quiet_option
+@click.option("--driver", "-d", required=True, metavar="DRIVER", help="Storage driver to check for (see 'kcheck drivers').",
+              shell_complete=complete_driver)
 @click.option("--profile", "profiles", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help="Also check your own requirement profile (TOML); repeatable.")
 @click.option("--kernel-dir", "-k", type=click.Path(path_type=Path), metavar="DIR",

@@ -61,6 +61,8 @@ class SymbolState:
     know (plain reader), otherwise whether the tree defines the symbol.
     ``note`` explains a Kconfig decision a user would not expect, for example
     "BTRFS_FS=y in the file but Kconfig turns it off because BLOCK is n".
+    ``type`` is the symbol's Kconfig type (``bool``, ``tristate``, ``string``,
+    ``int``, ``hex``) when the reader knows the tree, else None.
     """
 
     symbol: str
@@ -69,6 +71,7 @@ class SymbolState:
     written: str | None = None
     exists: bool | None = None
     note: str | None = None
+    type: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -181,9 +184,20 @@ class Report:
             for f in self.findings
         )
 
+    def unapplied_rules(self) -> int:
+        """How many version-dependent requirements were skipped because the kernel version is unknown."""
+        if self.kernel_version is not None:
+            return 0
+        return sum(f.status is Status.SKIP and f.expected is not None for f in self.findings)
+
     def exit_status(self, strict: bool = False) -> int:
-        """0 when everything required holds, 1 otherwise (see ``kcheck --help``)."""
-        return 1 if self.failed(strict) else 0
+        """0 when everything required holds, 1 otherwise (see ``kcheck --help``).
+
+        With ``strict``, rules left unapplied because the kernel version is
+        unknown (:meth:`unapplied_rules`) fail the check too: an unchecked rule
+        is not a rule that holds. (``kcheck lint`` counts findings only.)
+        """
+        return 1 if self.failed(strict) or (strict and self.unapplied_rules()) else 0
 
 
 @dataclass

@@ -21,6 +21,8 @@ from kcheck.fix import render
 from kcheck.fix.plan import FixPlan, make_plan
 from kcheck.locate import locate, running_release, under_root
 from kcheck.model import CheckContext
+from kcheck.completion import complete_driver
+from kcheck.progress import quiet_option
 
 path_option = click.Path(path_type=Path)
 
@@ -105,7 +107,9 @@ def plan_for_tree(tree, config: Path, profiles, *, root: Path = Path("/"), build
 
 
 @click.command(epilog=FIX_EPILOG)
-@click.option("--driver", "-d", required=True, metavar="DRIVER", help="Storage driver to fix the configuration for.")
+@quiet_option
+@click.option("--driver", "-d", required=True, metavar="DRIVER", help="Storage driver to fix the configuration for.",
+              shell_complete=complete_driver)
 @click.option("--profile", "profile_files", multiple=True, type=path_option, metavar="FILE",
               help="Also make your own requirement profile (TOML) hold; repeatable.")
 @click.option("--kernel-dir", "-k", type=path_option, metavar="DIR",

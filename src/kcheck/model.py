@@ -147,6 +147,7 @@ class Finding:
     group: str | None = None
     section: str = "config"
     fix: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)

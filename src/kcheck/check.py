@@ -29,8 +29,8 @@ def select_profiles(driver: str | None, profile_files: Sequence[Path] = (), base
     profiles = [load_base(runtime)] if base else []
     if driver is not None:
         if driver in RUNTIMES:
-            raise ProfileError(f"{driver} is a runtime, not a storage driver; --driver takes a storage driver "
-                               f"(see 'kcheck drivers'), --runtime a runtime")
+            raise ProfileError(f"{driver} is the base profile of --runtime {driver} and always checked with it; "
+                               f"--driver takes a storage driver (see 'kcheck drivers')")
         profiles.append(load_shipped(driver, runtime))
     taken = {p.name for p in profiles} | set(RUNTIMES)
     for path in profile_files:

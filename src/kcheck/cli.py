@@ -142,7 +142,7 @@ def main(ctx: click.Context, driver, runtime, firewall, profiles, config, kernel
 
         if runtime is None:
             runtime, why = runtimes.detect_runtime(root) if live else ("docker", "the default")
-            if fmt == "text" and live:
+            if fmt == "text" and runtime != "docker":
                 click.echo(f"kcheck: no --runtime given: checking {runtime} ({why})", err=True)
         if driver is None:
             driver, why = runtimes.default_driver(runtime, root, live)

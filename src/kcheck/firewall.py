@@ -115,7 +115,7 @@ def choose_backend(ctx: CheckContext) -> tuple[str, str]:
     given = ctx.facts.get(FIREWALL_FACT)
     if given:
         return given, ctx.facts.get(WHY_FACT) or "given with --firewall"
-    if not (ctx.live or ctx.host_checked):
+    if not ctx.host_checked:
         return DEFAULT_BACKEND, ("no --firewall and no host to ask: the default, iptables, checked over the x_tables "
                                  "tables as check-config.sh does")
     setting, where = configured_backend(ctx)

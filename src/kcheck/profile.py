@@ -331,9 +331,10 @@ def _advice(item: object, where: _Locator) -> Advice:
 def _callables(value: object, where: _Locator, key: str) -> tuple[str, ...]:
     # Only names from the registry: a profile is data and must never make kcheck import other code.
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise where.error(where.find(key), f"{key} must be a list of names of kcheck's own functions")
+        raise where.error(where.find(key), f"{key} must be a list of \"kcheck.module:function\" names of kcheck's own functions")
     unknown = [v for v in value if v not in CALLABLES]
     if unknown:
-        raise where.error(where.find(key), f"{key}: {unknown[0]!r} is not one of kcheck's own functions "
-                                           f"({', '.join(sorted(CALLABLES))})")
+        raise where.error(where.find(key), f"{key}: {unknown[0]!r} is not one of kcheck's own functions; "
+                                           f"{key} must be a list of \"kcheck.module:function\" names from: "
+                                           f"{', '.join(sorted(CALLABLES))}")
     return tuple(value)

@@ -246,7 +246,7 @@ def podman_facts(ctx: CheckContext) -> dict[str, str]:
     """The ``podman-mode`` fact (``rootless`` or ``rootful``) and why."""
     if ctx.facts.get(MODE_FACT):
         return {}
-    rootless, why = podman_rootless(ctx.live or ctx.host_checked)
+    rootless, why = podman_rootless(ctx.host_checked)
     return {MODE_FACT: "rootless" if rootless else "rootful", f"{MODE_FACT}-why": why}
 
 

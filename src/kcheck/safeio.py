@@ -40,10 +40,10 @@ def read_text(path: Path, *, what: str, next_step: str, limit: int = SETTINGS_LI
         raise
     except OSError as exc:
         raise InputError(f"cannot read {what} {path} ({exc.strerror}); {next_step}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{what} {path} is not a regular file; {next_step}")
     with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fh.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise InputError(f"{what} {path} is not a regular file; {next_step}")
         data = fh.read(limit + 1)
     if len(data) > limit:
         raise InputError(f"{what} {path} is larger than {limit // (1024 * 1024)} MiB; {next_step}")

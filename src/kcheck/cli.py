@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from kcheck.errors import EXIT_USAGE, KcheckError
+from kcheck.options import firewall_option, runtime_option
 
 #: name -> "module:attribute" of each subcommand's click command.
 LAZY_COMMANDS: dict[str, str] = {
@@ -85,22 +86,13 @@ def use_colour() -> bool | None:
 
 
 path_option = click.Path(path_type=Path)
-#: The choices of --runtime and --firewall (kcheck.profile.RUNTIMES and kcheck.firewall.BACKENDS, spelled
-#: out here so the command line starts without importing them; tests keep them equal).
-RUNTIME_CHOICES = ("docker", "podman", "containerd")
-FIREWALL_CHOICES = ("iptables-legacy", "iptables-nft", "nftables")
-runtime_option = click.option(
-    "--runtime", type=click.Choice(RUNTIME_CHOICES),
-    help="Container runtime to check for [default: on a live run the one installed, else docker].")
-firewall_option = click.option(
-    "--firewall", type=click.Choice(FIREWALL_CHOICES),
-    help="Firewall backend the runtime drives [default: on a live run its settings and 'iptables -V', else iptables-legacy].")
+
 
 
 @click.group(cls=LazyGroup, invoke_without_command=True, epilog=EXIT_HELP)
 @click.option("--driver", "-d", metavar="DRIVER", help="Storage driver to check for (see 'kcheck drivers').")
-@runtime_option
-@firewall_option
+@runtime_option()
+@firewall_option()
 @click.option("--profile", "profiles", multiple=True, type=path_option, metavar="FILE",
               help="Also check your own requirement profile (TOML); repeatable.")
 @click.option("--config", "-c", type=path_option, help="Kernel configuration file to read (.config or .gz).")

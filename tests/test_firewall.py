@@ -145,3 +145,22 @@ def test_bad_firewall_backend_in_daemon_json_is_one_line(tmp_path):
     root = live_root(tmp_path, daemon='{"firewall-backend": "pf"}')
     result = CliRunner().invoke(main, ["--root", str(root)])
     assert result.exit_code == 2 and "firewall-backend" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.realtree
+@pytest.mark.slow
+def test_fix_follows_the_firewall_backend(debian_configs_7_3, linux_7_3):
+    """On the RT kernel, fix for nftables changes nothing; for iptables-nft, two xt targets; never real time off."""
+    from conftest import _kconfig_tree
+
+    from kcheck.fix.cli import plan_for_tree
+
+    tree = _kconfig_tree(linux_7_3)
+    config = debian_configs_7_3["amd64_none_rt-amd64"]
+    profiles = select_profiles("overlay2")
+    nft, _ = plan_for_tree(tree, config, profiles, facts=initial_facts("docker", "nftables"))
+    assert nft.ok and nft.changes == []
+    xt, _ = plan_for_tree(tree, config, profiles, facts=initial_facts("docker", "iptables-nft"))
+    changed = {c.symbol: c.new for c in xt.changes}
+    assert xt.ok and {"NETFILTER_XT_NAT", "NETFILTER_XT_TARGET_MASQUERADE"} <= set(changed)
+    assert "PREEMPT_RT" not in changed and changed["NETFILTER_XT_NAT"] in ("y", "m")

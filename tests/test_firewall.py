@@ -164,3 +164,12 @@ def test_fix_follows_the_firewall_backend(debian_configs_7_3, linux_7_3):
     changed = {c.symbol: c.new for c in xt.changes}
     assert xt.ok and {"NETFILTER_XT_NAT", "NETFILTER_XT_TARGET_MASQUERADE"} <= set(changed)
     assert "PREEMPT_RT" not in changed and changed["NETFILTER_XT_NAT"] in ("y", "m")
+
+
+@pytest.mark.realtree
+@pytest.mark.slow
+def test_fix_without_firewall_says_real_time_can_stay(debian_configs_7_3, linux_7_3):
+    config = str(debian_configs_7_3["amd64_none_rt-amd64"])
+    result = CliRunner().invoke(main, ["fix", "-d", "overlay2", "-k", str(linux_7_3), "-c", config])
+    assert result.exit_code == 0 and "PREEMPT_RT" in result.output
+    assert "--firewall nftables or --firewall iptables-nft keeps this kernel real-time" in result.output

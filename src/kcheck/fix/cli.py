@@ -160,6 +160,10 @@ def fix(driver, runtime, firewall, profile_files, kernel_dir, config, write, out
     plan, kver = plan_for_tree(tree, location.config, profiles, root=root, build_dir=location.build_dir,
                                kernel_version=kernel_version, include_recommended=include_recommended, facts=facts)
 
+    if firewall is None and any(c.symbol == "PREEMPT_RT" for c in plan.changes):
+        # The default backend (iptables-legacy) is what costs real time here; the user may not need it.
+        click.echo("kcheck: note: only the default firewall backend, iptables-legacy, needs PREEMPT_RT off; "
+                   "--firewall nftables or --firewall iptables-nft keeps this kernel real-time", err=True)
     shown = str(location.config)
     if fmt == "json":
         click.echo(render.as_json(plan, config=shown, profiles=names))

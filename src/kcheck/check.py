@@ -128,12 +128,11 @@ def check_location(
     )
 
 
-def initial_facts(runtime: str = "docker", firewall: str | None = None, **more: str | None) -> dict[str, str]:
+def initial_facts(runtime: str = "docker", firewall: str | None = None) -> dict[str, str]:
     """The facts a user's options fix before any profile runs: ``runtime``, ``firewall`` and why."""
     facts = {"runtime": runtime}
     if firewall:
         facts.update({"firewall": firewall, "firewall-why": "given with --firewall"})
-    facts.update({key.replace("_", "-"): value for key, value in more.items() if value})
     return facts
 
 

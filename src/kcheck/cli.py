@@ -129,11 +129,13 @@ def main(ctx: click.Context, driver, runtime, firewall, profiles, config, kernel
     # On a live run (no named configuration) the machine's own settings choose the runtime and the driver.
     live = not no_host and config is None and kernel_dir is None
     facts = {}
+    if runtime is None and not live:
+        runtime = "docker"
     if runtime is None or driver is None:
         from kcheck import runtimes
 
         if runtime is None:
-            runtime, why = runtimes.detect_runtime(root) if live else ("docker", "the default")
+            runtime, why = runtimes.detect_runtime(root)
             if fmt == "text" and runtime != "docker":
                 click.echo(f"kcheck: no --runtime given: checking {runtime} ({why})", err=True)
         if driver is None:

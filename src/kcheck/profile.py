@@ -39,6 +39,7 @@ Each container runtime has its own base profile and drivers (see
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -141,8 +142,13 @@ def driver_names(runtime: str = "docker") -> list[str]:
     return [n for n in shipped_names(runtime) if n != runtime]
 
 
+@functools.lru_cache(maxsize=64)
 def load_shipped(name: str, runtime: str = "docker") -> Profile:
-    """Load one of ``runtime``'s shipped profiles by name; an unknown name is a usage error."""
+    """Load one of ``runtime``'s shipped profiles by name; an unknown name is a usage error.
+
+    Profiles are immutable, so each is parsed once per process (the firewall
+    checks consult the base profile again for the other backends).
+    """
     path = runtime_dir(runtime) / f"{name}.toml"
     if not _SHIPPED_NAME.fullmatch(name) or not path.is_file():
         what = "driver" if runtime != "containerd" else "snapshotter"

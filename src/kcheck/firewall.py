@@ -37,7 +37,7 @@ DEFAULT_BACKEND = "iptables-legacy"
 #: Where a system keeps the ``iptables`` command (a symlink to the variant on Debian and Gentoo).
 IPTABLES_PATHS = ("/usr/sbin/iptables", "/sbin/iptables", "/usr/bin/iptables", "/bin/iptables")
 _VARIANT = re.compile(r"\((nf_tables|legacy)\)")
-#: How a runtime names its setting, for the reason shown to the user.
+#: The facts this module reads and writes: the backend, why it was chosen, and the runtime it is for.
 FIREWALL_FACT = "firewall"
 WHY_FACT = "firewall-why"
 RUNTIME_FACT = "runtime"

@@ -212,3 +212,35 @@ def test_storage_conf_fifo_and_deep_nesting_are_refused(tmp_path):
     put(tmp_path, "/etc/containers/storage.conf", "a = " + "[" * 100_000 + "]" * 100_000 + "\n")
     with pytest.raises(InputError, match="nested too deeply"):
         runtimes.podman_storage(tmp_path)
+
+
+def test_rootless_podman_host_needs_the_id_mapping_helpers(tmp_path):
+    from kcheck import host
+
+    kernel_tree(tmp_path)
+    location = KernelLocation(tmp_path / "usr/src/linux/.config", "test", tmp_path / "usr/src/linux", None, True)
+    facts = {**initial_facts("podman"), "podman-mode": "rootless", "driver": "overlay"}
+    report = check_location(location, select_profiles("overlay", runtime="podman"), root=tmp_path, host=True,
+                            explicit=False, facts=facts)
+    helpers = {f.check: f.status for f in report.findings if f.check.startswith("command:new")}
+    assert helpers == {"command:newuidmap": Status.FAIL, "command:newgidmap": Status.FAIL}
+    for name in ("newuidmap", "newgidmap"):
+        put(tmp_path, f"/usr/bin/{name}", "#!/bin/sh\n").chmod(0o755)
+    report = check_location(location, select_profiles("overlay", runtime="podman"), root=tmp_path, host=True,
+                            explicit=False, facts=facts)
+    assert {f.status for f in report.findings if f.check.startswith("command:new")} == {Status.OK}
+    assert not any(f.check == "docker-settings" for f in report.findings)
+    assert host.DRIVER_FILESYSTEM["overlay"][1] == "OVERLAY_FS"
+
+
+def test_lint_takes_the_runtime_and_the_firewall():
+    from kcheck.lint import lint
+
+    config = str(FIXTURES / "debian-6.12-amd64_none_amd64.config")
+    podman = CliRunner().invoke(lint, ["--runtime", "podman", "--driver", "overlay", "--firewall", "nftables", "--format", "json",
+                                       config])
+    data = json.loads(podman.stdout)
+    assert podman.exit_code == 0, podman.output
+    assert data["files"][0]["report"]["profiles"] == ["podman", "overlay"]
+    docker = CliRunner().invoke(main, ["lint", "--driver", "overlay", config])
+    assert docker.exit_code == 2 and "unknown driver 'overlay' for docker" in docker.output

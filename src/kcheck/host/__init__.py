@@ -84,6 +84,10 @@ def host_findings(ctx: CheckContext, profiles: Sequence[Profile], config_finding
     running_now = any(f.check == "kernel-booted" and f.status is Status.OK for f in readiness)
     if boot_release is not None:
         out += kernel.module_findings(ctx, config_findings, boot_release)
+    if runtime == "podman" and ctx.facts.get("podman-mode") == "rootless":
+        # Rootless podman maps its user's subordinate IDs with shadow's setuid helpers.
+        out += command_findings(ctx.root, ("newuidmap", "newgidmap"), "sys-apps/shadow",
+                                "rootless podman maps subordinate user and group IDs with it", "Podman")
     for driver in drivers:
         if driver == "zfs":
             out += zfs.zfs_findings(ctx, boot_release)

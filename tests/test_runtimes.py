@@ -244,3 +244,22 @@ def test_lint_takes_the_runtime_and_the_firewall():
     assert data["files"][0]["report"]["profiles"] == ["podman", "overlay"]
     docker = CliRunner().invoke(main, ["lint", "--driver", "overlay", config])
     assert docker.exit_code == 2 and "unknown driver 'overlay' for docker" in docker.output
+
+
+@pytest.mark.realtree
+def test_podman_btrfs_from_storage_conf_through_a_real_tree(tmp_path, linux_6_12, debian_configs_6_12, monkeypatch):
+    """The same acceptance, Kconfig-aware: R/usr/src/linux is Debian's 6.12 tree, its .config in $KBUILD_OUTPUT."""
+    put(tmp_path, "/etc/containers/storage.conf", '[storage]\ndriver = "btrfs"\n')
+    (tmp_path / "usr/src").mkdir(parents=True)
+    (tmp_path / "usr/src/linux").symlink_to(linux_6_12)
+    build = tmp_path / "build"
+    put(build, "/.config", debian_configs_6_12["amd64_none_amd64"].read_text())
+    for var in realkernel.TOOLCHAIN_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KBUILD_OUTPUT", str(build))
+    result = CliRunner().invoke(main, ["--runtime", "podman", "--root", str(tmp_path), "--format", "json"])
+    data = json.loads(result.stdout)
+    assert data["input"]["mode"] == "kconfig" and data["profiles"] == ["podman", "btrfs"]
+    by = {f["check"]: f for f in data["findings"]}
+    assert by["BTRFS_FS"]["status"] == "ok" and by["BTRFS_FS_POSIX_ACL"]["status"] == "ok"
+    assert "storage.conf" in by["podman-driver"]["detail"]

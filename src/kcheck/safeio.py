@@ -37,7 +37,7 @@ def read_text(path: Path, *, what: str, next_step: str, limit: int = SETTINGS_LI
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise
+        raise  # not an error: the caller uses the defaults
     except OSError as exc:
         raise InputError(f"cannot read {what} {path} ({exc.strerror}); {next_step}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):

@@ -98,6 +98,11 @@ def test_etc_storage_conf_wins_and_mount_program_means_fuse_overlayfs(tmp_path, 
     assert "mount_program /usr/bin/fuse-overlayfs" in storage.why
 
 
+def test_overlay2_is_containers_storage_alias_for_overlay(tmp_path):
+    put(tmp_path, "/etc/containers/storage.conf", '[storage]\ndriver = "overlay2"\n')
+    assert runtimes.podman_storage(tmp_path).profile == "overlay"
+
+
 def test_rootless_reads_xdg_config_home_first(tmp_path):
     put(tmp_path, "/etc/containers/storage.conf", '[storage]\ndriver = "overlay"\n')
     put(tmp_path, "/home/u/.config/containers/storage.conf", '[storage]\ndriver = "vfs"\n')
@@ -166,6 +171,11 @@ def test_containerd_2_version_3_layout(tmp_path):
     settings = runtimes.containerd_settings(tmp_path)
     assert (settings.snapshotter, settings.version) == ("zfs", 3)
     assert "config version 3" in settings.why
+    # The default runtime's own snapshotter wins over the CRI-wide one.
+    put(tmp_path, "/etc/containerd/config.toml",
+        "version = 3\n[plugins.'io.containerd.cri.v1.images']\n  snapshotter = 'zfs'\n"
+        "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n  snapshotter = 'native'\n")
+    assert runtimes.containerd_settings(tmp_path).snapshotter == "native"
     # A version 2 key in a version 3 file is not what containerd 2.x reads.
     put(tmp_path, "/etc/containerd/config.toml",
         'version = 3\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  snapshotter = "btrfs"\n')

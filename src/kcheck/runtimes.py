@@ -39,6 +39,8 @@ PODMAN_CONTAINERS_CONFS = ("/etc/containers/containers.conf", "/usr/share/contai
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 #: What containers/storage uses first when storage.conf names no driver.
 PODMAN_DEFAULT_DRIVER = "overlay"
+#: Names containers/storage accepts for one of its drivers.
+PODMAN_ALIASES = {"overlay2": "overlay"}
 CONTAINERD_DEFAULT_SNAPSHOTTER = "overlayfs"
 #: Facts the podman profile's requirements are conditioned on.
 MODE_FACT = "podman-mode"
@@ -132,6 +134,7 @@ def podman_storage(root: Path, rootless: bool = False, environ: dict[str, str] |
         mount_program = _table(options, "overlay").get("mount_program") or options.get("mount_program")
         if mount_program is not None and not isinstance(mount_program, str):
             raise InputError(f"{path}: mount_program must be a path such as \"/usr/bin/fuse-overlayfs\"; fix the file")
+        driver = PODMAN_ALIASES.get(driver, driver)
         return PodmanStorage(driver or PODMAN_DEFAULT_DRIVER, system_path, bool(driver), mount_program or None)
     return PodmanStorage(PODMAN_DEFAULT_DRIVER, None, False)
 
@@ -177,12 +180,15 @@ def containerd_settings(root: Path) -> ContainerdSettings:
     if not isinstance(version, int) or isinstance(version, bool):
         raise InputError(f"{path}: version must be a number (2, or 3 for containerd 2.x); fix the file")
     plugins = _table(data, "plugins")
+    # The default runtime's own snapshotter (runc's, unless default_runtime_name says otherwise) overrides the CRI-wide one.
     if version >= 3:
-        candidates = [_table(plugins, "io.containerd.cri.v1.images"),
-                      _table(plugins, "io.containerd.cri.v1.runtime", "containerd", "runtimes", "runc")]
+        cri = _table(plugins, "io.containerd.cri.v1.runtime", "containerd")
+        default = cri.get("default_runtime_name") if isinstance(cri.get("default_runtime_name"), str) else "runc"
+        candidates = [_table(cri, "runtimes", default), _table(plugins, "io.containerd.cri.v1.images")]
     elif version == 2:
         cri = _table(plugins, "io.containerd.grpc.v1.cri", "containerd")
-        candidates = [cri, _table(cri, "runtimes", "runc")]
+        default = cri.get("default_runtime_name") if isinstance(cri.get("default_runtime_name"), str) else "runc"
+        candidates = [_table(cri, "runtimes", default), cri]
     else:
         cri = _table(plugins, "cri", "containerd")
         candidates = [cri]

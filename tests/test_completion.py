@@ -50,6 +50,14 @@ def test_driver_values_complete_in_every_command_that_takes_one():
     assert complete("kcheck lint --driver fu") == ["fuse-overlayfs"]
 
 
+def test_driver_values_follow_the_runtime_typed_before():
+    """podman names its drivers podman's way, containerd has snapshotters."""
+    assert "overlay" in complete("kcheck --runtime podman --driver ")
+    assert "overlay2" not in complete("kcheck --runtime podman --driver ")
+    assert complete("kcheck --runtime containerd -d na") == ["native"]
+    assert complete("kcheck fix --runtime podman -d ov") == ["overlay"]
+
+
 def test_subcommands_complete():
     assert set(LAZY_COMMANDS) <= set(complete("kcheck "))
     assert complete("kcheck ex") == ["explain"]

@@ -75,8 +75,11 @@ def test_explain_says_not_in_the_file(linux_6_1, edited_61):
     assert re.search(r"in the file:   n \(line \d+ of ", user_ns.output), user_ns.output
 
 
-def versioned_rules(driver: str) -> int:
-    return sum(r.versions is not None and not r.when for p in select_profiles(driver) for r in p.requirements)
+def versioned_rules(driver: str, facts: dict[str, str] | None = None) -> int:
+    """Version-dependent rules that apply under ``facts`` (docker's default firewall backend if none)."""
+    facts = facts or {"runtime": "docker", "firewall": "iptables-legacy"}
+    return sum(r.versions is not None and all(facts.get(fact) in values for fact, values in r.when)
+               for p in select_profiles(driver) for r in p.requirements)
 
 
 def test_unknown_version_is_a_warning_on_the_verdict_line():

@@ -31,21 +31,26 @@ SCRIPTS = {"bash": "kcheck.bash", "zsh": "kcheck.zsh", "fish": "kcheck.fish"}
 
 
 def complete_driver(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-    """The shipped storage-driver profiles whose name starts with ``incomplete``, with their summary."""
+    """The runtime's shipped storage-driver profiles whose name starts with ``incomplete``, with their summary.
+
+    The runtime is the command line's ``--runtime`` when already typed, else docker.
+    """
     from click.shell_completion import CompletionItem
 
-    from kcheck.profile import load_shipped, shipped_names
+    from kcheck.profile import RUNTIMES, driver_names, load_shipped
 
+    runtime = ctx.params.get("runtime") or "docker"
+    if runtime not in RUNTIMES:
+        return []
     items = []
-    for name in shipped_names():
+    for name in driver_names(runtime):
         if not name.startswith(incomplete):
             continue
         try:
-            profile = load_shipped(name)
+            profile = load_shipped(name, runtime)
         except Exception:  # noqa: BLE001 - a broken profile must not break the user's shell
             continue
-        if profile.kind == "driver":
-            items.append(CompletionItem(name, help=profile.summary))
+        items.append(CompletionItem(name, help=profile.summary))
     return items
 
 

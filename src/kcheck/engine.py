@@ -21,11 +21,17 @@ import importlib
 from collections.abc import Callable, Iterable
 
 from kcheck.model import CheckContext, Finding, Severity, Status, SymbolState
-from kcheck.profile import Profile, Requirement
+from kcheck.profile import CALLABLES, Profile, Requirement
 
 
 def resolve(name: str) -> Callable:
-    """Import a ``module:function`` name a profile gives."""
+    """The function a profile's ``facts``/``checks`` entry names; only names in :data:`~kcheck.profile.CALLABLES`.
+
+    The profile parser already refuses other names; checking again here
+    keeps a Profile built in code to the same rule.
+    """
+    if name not in CALLABLES:
+        raise ValueError(f"{name!r} is not one of kcheck's own profile functions")
     module, _, attr = name.partition(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -76,6 +82,7 @@ def evaluate_requirement(req: Requirement, ctx: CheckContext, profile: str) -> F
         reason=req.reason,
         expected=req.expect,
         group=req.group,
+        source=req.source,
     )
     if req.versions is not None:
         if ctx.kernel_version is None:

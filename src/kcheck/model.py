@@ -150,6 +150,7 @@ class Finding:
     group: str | None = None
     section: str = "config"
     fix: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,12 +205,14 @@ class Report:
 class CheckContext:
     """Everything a check may look at besides the requirement data.
 
-    Profiles may name extra check functions (``checks = ["module:function"]``
-    in their TOML); each is called with this context and returns findings.
+    Profiles may name extra check functions (``checks = ["kcheck.module:function"]``
+    in their TOML, from :data:`kcheck.profile.CALLABLES` only); each is called
+    with this context and returns findings.
     ``root`` prefixes every system path (``--root``). ``live`` is True when
     the configuration belongs to the machine kcheck runs on (host checks
-    apply); ``facts`` carries named facts such as ``aufs-provider`` that
-    requirements can be conditioned on (``when = "aufs-provider:sources"``).
+    apply); ``facts`` carries named facts such as ``aufs-provider``,
+    ``runtime`` or ``firewall`` that requirements can be conditioned on
+    (``when = "aufs-provider:sources"``, ``when = "firewall:nftables"``).
     ``host_checked`` is True when this run's host checks (:mod:`kcheck.host`)
     report the kernel's built/installed/booted state; other checks then leave
     those facts out instead of reporting them a second time.

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from kcheck import dotconfig, safewrite, version
-from kcheck.check import select_profiles
+from kcheck.check import initial_facts, select_profiles
 from kcheck.errors import EXIT_FAIL, InputError
 from kcheck.fix import render
 from kcheck.fix.plan import FixPlan, make_plan
@@ -23,6 +23,7 @@ from kcheck.locate import locate, running_release, under_root
 from kcheck.model import CheckContext
 from kcheck.completion import complete_driver
 from kcheck.progress import quiet_option
+from kcheck.options import firewall_option, runtime_option
 
 path_option = click.Path(path_type=Path)
 
@@ -91,17 +92,21 @@ def write_outputs(plan: FixPlan, outputs: Outputs, profiles: list[str]) -> list[
 
 
 def plan_for_tree(tree, config: Path, profiles, *, root: Path = Path("/"), build_dir: Path | None = None,
-                  kernel_version: str | None = None, include_recommended: bool = False):
+                  kernel_version: str | None = None, include_recommended: bool = False,
+                  facts: dict[str, str] | None = None):
     """Plan the fix of ``config`` on a loaded :class:`~kcheck.kconfig.KconfigTree`; return (plan, version).
 
     The same steps the command takes, for callers that hold a parsed tree
     (the tests and ``bench/fix_bench.py`` reuse one tree for many configs).
+    ``facts`` are the user's choices (``runtime``, ``firewall``; see
+    :func:`kcheck.check.initial_facts`).
     """
     plain = dotconfig.load(config)
     kver = version.detect(override=kernel_version, tree=tree.srctree, build_dir=build_dir,
                           header_version=plain.header_version)
     source = tree.read(config)
-    ctx = CheckContext(root=root, source=source, tree=tree.srctree, build_dir=build_dir, kernel_version=kver)
+    ctx = CheckContext(root=root, source=source, tree=tree.srctree, build_dir=build_dir, kernel_version=kver,
+                       facts=dict(facts or {}))
     plan = make_plan(tree.kconf, profiles, ctx, include_recommended=include_recommended, read=tree.read)
     return plan, kver
 
@@ -110,6 +115,8 @@ def plan_for_tree(tree, config: Path, profiles, *, root: Path = Path("/"), build
 @quiet_option
 @click.option("--driver", "-d", required=True, metavar="DRIVER", help="Storage driver to fix the configuration for.",
               shell_complete=complete_driver)
+@runtime_option("docker")
+@firewall_option("iptables-legacy, as check-config.sh checks")
 @click.option("--profile", "profile_files", multiple=True, type=path_option, metavar="FILE",
               help="Also make your own requirement profile (TOML) hold; repeatable.")
 @click.option("--kernel-dir", "-k", type=path_option, metavar="DIR",
@@ -127,7 +134,7 @@ def plan_for_tree(tree, config: Path, profiles, *, root: Path = Path("/"), build
 @click.option("--kernel-version", metavar="VERSION", help="Override the kernel version the rules use.")
 @click.option("--no-shell", is_flag=True, help="Never run the tree's $(shell,...) Kconfig macros.")
 @click.option("--verbose", "-v", is_flag=True, help="Also list the values Kconfig changes by itself.")
-def fix(driver, profile_files, kernel_dir, config, write, output, no_backup, fragment, dist_kernel, root, fmt,
+def fix(driver, runtime, firewall, profile_files, kernel_dir, config, write, output, no_backup, fragment, dist_kernel, root, fmt,
         include_recommended, kernel_version, no_shell, verbose) -> None:
     """Plan (and with --write apply) the fewest changes that make DRIVER's requirements hold.
 
@@ -138,7 +145,9 @@ def fix(driver, profile_files, kernel_dir, config, write, output, no_backup, fra
     """
     if write and output:
         raise click.UsageError("--write and --output both name where to write: choose one")
-    profiles = select_profiles(driver, profile_files)
+    runtime = runtime or "docker"
+    profiles = select_profiles(driver, profile_files, runtime=runtime)
+    facts = initial_facts(runtime, firewall)
     names = [p.name for p in profiles]
     location = locate(config=config, kernel_dir=kernel_dir, root=root)
     if location.tree is None:
@@ -153,8 +162,12 @@ def fix(driver, profile_files, kernel_dir, config, write, output, no_backup, fra
     if tree.shell_refused:
         click.echo(f"kcheck: note: {tree.shell_refused}", err=True)
     plan, kver = plan_for_tree(tree, location.config, profiles, root=root, build_dir=location.build_dir,
-                               kernel_version=kernel_version, include_recommended=include_recommended)
+                               kernel_version=kernel_version, include_recommended=include_recommended, facts=facts)
 
+    if firewall is None and any(c.symbol == "PREEMPT_RT" for c in plan.changes):
+        # The default backend (iptables-legacy) is what costs real time here; the user may not need it.
+        click.echo("kcheck: note: only the default firewall backend, iptables-legacy, needs PREEMPT_RT off; "
+                   "--firewall nftables or --firewall iptables-nft keeps this kernel real-time", err=True)
     shown = str(location.config)
     if fmt == "json":
         click.echo(render.as_json(plan, config=shown, profiles=names))

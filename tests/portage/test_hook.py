@@ -58,7 +58,9 @@ def test_sources_remerge_that_drops_the_patch(situation):
     messages = run_phase(situation, "post_pkg_postinst", "sys-kernel/gentoo-sources")
     assert ("info", f"this merge removed the aufs patch from {situation.tree.resolve()}") in messages
     assert any("was merged after sys-fs/aufs3" in text for _, text in messages)
-    assert any(m[1].startswith("  fix: emerge --oneshot sys-fs/aufs3 && cd ") for m in messages)
+    root = situation.root
+    assert any(m[1].startswith(f"  fix: KERNEL_DIR={situation.tree} emerge --root={root} --oneshot sys-fs/aufs3 && cd ")
+               for m in messages)
 
 
 def test_sources_without_aufs_say_nothing(situation):

@@ -184,6 +184,9 @@ def _finding_messages(findings: list[Finding]) -> list[tuple[str, str]]:
         if f.check == "aufs-reboot":
             if f.status is Status.OK:
                 messages.append(("info", f.reason))
+            elif f.reason.startswith("do not build"):
+                # Re-merged sources: the kernel built before keeps its patch; the next build is the danger.
+                messages.append(("error", f.reason.split("; left to do", 1)[0]))
             else:
                 messages.append(("error", "do not reboot yet: aufs will not load until the steps above are done"))
             continue

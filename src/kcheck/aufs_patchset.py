@@ -12,9 +12,11 @@ from the real patches and compares.
 
 For each branch and patch the data holds the files the patch creates, the
 ``EXPORT_SYMBOL*`` lines it adds (symbol -> file), and one signature per
-hunk: the lines the hunk adds that it does not also remove. A hunk counts
-as applied when every signature line is in the file (whitespace aside), so
-a tree patched with rejects shows exactly which hunks are missing.
+hunk: its post-image from the first to the last added line plus the nearest
+context line on each side. A hunk counts as applied when its signature
+stands in the file as consecutive lines (indentation and blank lines aside),
+so a tree patched with rejects shows exactly which hunks are missing, even
+where several hunks add the same line.
 """
 
 from __future__ import annotations
@@ -30,19 +32,17 @@ from pathlib import Path
 #: The patches of one branch, in the order a tree receives them.
 PATCHES = ("kbuild", "base", "mmap", "standalone")
 _EXPORT = re.compile(r"EXPORT_SYMBOL(?:_GPL)?\(\s*(\w+)\s*\)")
-#: A signature line must say something: a name of a few letters, not a brace or a keyword alone.
-_MEANINGFUL = re.compile(r"[A-Za-z_]\w{3,}")
-_GENERIC = {"else", "return;", "break;", "continue;", "default:"}
-
-
-def _signature(added: list[str], removed: list[str]) -> list[str]:
-    gone = {line.strip() for line in removed}
-    out = []
-    for line in added:
-        text = line.strip()
-        if text and text not in gone and not text.startswith(("#", "/*", "*", "//")) and text not in _GENERIC and _MEANINGFUL.search(text):
-            out.append(text)
-    return list(dict.fromkeys(out))
+def _signature(post: list[tuple[str, str]]) -> list[str]:
+    """The lines that show a hunk applied: its post-image from the first to the last added line,
+    with the nearest context line on each side (the outer context is what ``patch`` fuzzes away first).
+    Blank lines are left out; lines are compared without their indentation."""
+    added = [i for i, (tag, _) in enumerate(post) if tag == "+"]
+    if not added:
+        return []
+    first, last = added[0], added[-1]
+    before = next((i for i in range(first - 1, -1, -1) if post[i][1].strip()), first)
+    after = next((i for i in range(last + 1, len(post)) if post[i][1].strip()), last)
+    return [text.strip() for _, text in post[before : after + 1] if text.strip()]
 
 
 def parse_patch(text: str) -> dict:
@@ -55,9 +55,9 @@ def parse_patch(text: str) -> dict:
     hunk: dict | None = None
 
     def close() -> None:
-        if hunk is not None and current is not None:
-            lines = _signature(hunk["added"], hunk["removed"])
-            if lines and current not in new_files:
+        if hunk is not None and current is not None and current not in new_files:
+            lines = _signature(hunk["post"])
+            if lines:
                 hunks.append({"file": current, "at": hunk["at"], "lines": lines})
 
     for line in text.splitlines():
@@ -73,13 +73,17 @@ def parse_patch(text: str) -> dict:
         elif line.startswith("@@"):
             close()
             match = re.match(r"@@ -(\d+)", line)
-            hunk = {"at": int(match.group(1)) if match else 0, "added": [], "removed": []}
-        elif hunk is not None and line.startswith("+"):
-            hunk["added"].append(line[1:])
-            for symbol in _EXPORT.findall(line):
-                exports[symbol] = current or ""
+            hunk = {"at": int(match.group(1)) if match else 0, "post": []}
+        elif hunk is not None and line[:1] in ("+", " ") or (hunk is not None and line == ""):
+            hunk["post"].append(("+" if line.startswith("+") else " ", line[1:]))
+            if line.startswith("+"):
+                for symbol in _EXPORT.findall(line):
+                    exports[symbol] = current or ""
         elif hunk is not None and line.startswith("-"):
-            hunk["removed"].append(line[1:])
+            continue
+        else:
+            close()
+            hunk = None
     close()
     return {"new_files": new_files, "exports": exports, "hunks": hunks}
 

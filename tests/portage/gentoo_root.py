@@ -167,6 +167,7 @@ class Situation:
         release, needing the standalone exports (and printk) from the kernel."""
         module = elf_with_modinfo(["license=GPL", f"vermagic={self.release} SMP preempt mod_unload modversions "],
                                   undefined=["printk", *sorted(AUFS_EXPORTS)])
+        portage_facts.cache_clear()  # a new aufs.ko may have a new owner
         return _touch(self.root / "lib" / "modules" / self.release / "misc" / "aufs.ko", when, module)
 
     def merge(self, cpv: str, counter: int, build_time: float, use: str = "", iuse: str = "",

@@ -20,7 +20,7 @@ from kcheck.errors import EXIT_FAIL, InputError
 from kcheck.fix import render
 from kcheck.fix.plan import FixPlan, make_plan
 from kcheck.locate import locate, running_release, under_root
-from kcheck.model import CheckContext
+from kcheck.model import CheckContext, Status
 from kcheck.completion import complete_driver
 from kcheck.progress import quiet_option
 from kcheck.options import firewall_option, runtime_option
@@ -70,6 +70,18 @@ def next_steps(tree: Path | None, root: Path, releases: Sequence[str]) -> list[s
     if modules:
         steps.append(f"out-of-tree modules found ({', '.join(str(m) for m in modules)}): run 'emerge @module-rebuild' after the kernel build")
     return steps
+
+
+def left_outside_config(plan: FixPlan) -> list[str]:
+    """What the check will still fail on once the plan is applied: steps no configuration change makes
+    (a driver's own checks, such as rebuilding an aufs-patched kernel), so fix and check tell the same story."""
+    left = [f for f in plan.findings if f.status is Status.FAIL and f.expected is None and f.section != "config"]
+    if not plan.ok or not left:
+        return []
+    closing = [f for f in left if f.check.endswith("-reboot")] or left
+    return ["Left outside the configuration (kcheck --driver says the same):"] + [
+        f"  - {f.reason}" + (f"\n    fix: {f.fix}" if f.fix else "") for f in closing
+    ]
 
 
 def write_outputs(plan: FixPlan, outputs: Outputs, profiles: list[str]) -> list[str]:
@@ -175,6 +187,8 @@ def fix(driver, runtime, firewall, profile_files, kernel_dir, config, write, out
         click.echo(render.scripts_config(plan, config=shown))
     else:
         click.echo(render.text(plan, config=shown, profiles=names, verbose=verbose))
+        for line in left_outside_config(plan):
+            click.echo(line)
     if not plan.ok:
         raise click.exceptions.Exit(EXIT_FAIL)
 

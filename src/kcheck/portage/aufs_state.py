@@ -251,6 +251,14 @@ def _branch_for(tree: Path) -> aufs_patchset.Branch:
     return options[-1]
 
 
+def _contains_run(lines: list[str], run: tuple[str, ...]) -> bool:
+    """True when ``run`` stands in ``lines`` as consecutive lines."""
+    if not run:
+        return True
+    first, size = run[0], len(run)
+    return any(line == first and tuple(lines[i : i + size]) == run for i, line in enumerate(lines))
+
+
 def read_tree(tree: Path, build_dir: Path | None = None) -> TreeEvidence:
     """Collect the aufs patch and build evidence of ``tree``.
 
@@ -281,13 +289,13 @@ def read_tree(tree: Path, build_dir: Path | None = None) -> TreeEvidence:
         (ev.exports if found else ev.exports_missing).append(symbol)
         if found:
             touched.add(rel)
-    lines: dict[str, set[str]] = {}
+    lines: dict[str, list[str]] = {}
     for hunk in mmap.hunks:
         if hunk.file not in lines:
             data = text(hunk.file)
-            lines[hunk.file] = {l.strip() for l in data.decode(errors="replace").splitlines()} if data else set()
+            lines[hunk.file] = [l.strip() for l in data.decode(errors="replace").splitlines() if l.strip()] if data else []
         ev.mmap_hunks += 1
-        if all(line in lines[hunk.file] for line in hunk.lines):
+        if _contains_run(lines[hunk.file], hunk.lines):
             touched.add(hunk.file)
         else:
             ev.mmap_missing.append(hunk.describe())
@@ -366,14 +374,26 @@ def aufs_packages(facts: PortageFacts) -> AufsPackages:
     ``sys-fs/aufs-util`` is neither.
     """
     listed = extra_names(facts.root)
+    key = "aufs_packages " + " ".join(listed)
+    if key not in facts.memo:
+        facts.memo[key] = _sort_packages(facts, listed)
+    return facts.memo[key]  # type: ignore[return-value]
+
+
+def _sort_packages(facts: PortageFacts, listed: list[str]) -> AufsPackages:
     candidates = {p.cpv: p for p in facts.installed("*/*aufs*")}
     for name in listed:
         candidates.update((p.cpv, p) for p in facts.installed(name))
+    on_disk = ["/" + str(p.relative_to(facts.root)) for p in aufs_modules_on_disk(facts.root)]
+    owners = {p.cpv: p for p in facts.owners(on_disk)}
+    candidates.update(owners)
     sources, modules = [], []
     for pkg in sorted(candidates.values(), key=lambda p: p.counter):
         name = pkg.cp.split("/", 1)[1]
         if pkg.cp.startswith("sys-kernel/") and name.endswith("-sources"):
             sources.append(pkg)
+        elif pkg.cpv in owners and not pkg.cp.startswith("sys-kernel/"):
+            modules.append(pkg)
         elif pkg.cp in listed or re.fullmatch(r"aufs\d+", name) or "kernel-patch" in pkg.iuse or any(
             _MODULE_FILE.search(path) or _PATCH_FILE.search(path) for path in facts.contents(pkg)
         ):

@@ -77,6 +77,9 @@ class _Api:
         eroot = self.db.settings["EROOT"].rstrip("/")
         return sorted(path[len(eroot):] for path in self.db._dblink(cpv).getcontents())
 
+    def owners(self, paths: list[str]) -> list[str]:
+        return sorted(str(link.mycpv) for link in self.db._owners.get_owners(paths))
+
 
 class _Portageq:
     """The vartree through ``portageq``: one short process per question (about 0.3 s each)."""
@@ -113,6 +116,11 @@ class _Portageq:
         prefix = self.eroot.rstrip("/")
         return [line[len(prefix):] for line in self.run("contents", self.eroot, cpv).splitlines() if line.startswith(prefix)]
 
+    def owners(self, paths: list[str]) -> list[str]:
+        # Exit status 1 means "no owner": an answer, not a failure.
+        out = self.run("owners", self.eroot, *(self.eroot.rstrip("/") + p for p in paths), ok=(0, 1))
+        return sorted(line for line in out.splitlines() if line and not line.startswith("\t"))
+
 
 class PortageUnavailable(Exception):
     """Portage could not answer (the message says why)."""
@@ -126,6 +134,8 @@ class PortageFacts:
         self._backend = backend
         #: Why Portage facts are unavailable (None when they are available).
         self.reason = reason
+        #: Answers derived from these facts, kept for the process (each portageq question costs a process).
+        self.memo: dict[str, object] = {}
 
     @property
     def available(self) -> bool:
@@ -158,6 +168,16 @@ class PortageFacts:
             return []
         try:
             return self._backend.contents(package.cpv)
+        except (PortageUnavailable, OSError, subprocess.SubprocessError, KeyError) as exc:
+            self._fail(exc)
+            return []
+
+    def owners(self, paths: list[str]) -> list[InstalledPackage]:
+        """The installed packages that own ``paths`` (absolute paths inside the root)."""
+        if self._backend is None or not paths:
+            return []
+        try:
+            return [self._package(cpv) for cpv in self._backend.owners(paths)]
         except (PortageUnavailable, OSError, subprocess.SubprocessError, KeyError) as exc:
             self._fail(exc)
             return []

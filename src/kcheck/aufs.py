@@ -40,7 +40,7 @@ def aufs_facts(ctx: CheckContext) -> dict[str, str]:
     standalone), then the configuration (AUFS_FS set or defined: only
     aufs-sources has the symbol), when there is no tree to contradict it.
     """
-    from kcheck.portage.aufs_state import aufs_packages, read_tree
+    from kcheck.portage.aufs_state import aufs_packages, out_of_tree_modules, read_tree
     from kcheck.portage.facts import portage_facts
 
     state = ctx.source.state("AUFS_FS")
@@ -52,11 +52,15 @@ def aufs_facts(ctx: CheckContext) -> dict[str, str]:
             return {FACT: "sources"}
         if ev.standalone_signs:
             return {FACT: "standalone"}
-    packages = aufs_packages(portage_facts(ctx.root))
+    facts = portage_facts(ctx.root)
+    packages = aufs_packages(facts)
     if packages.modules:
         return {FACT: "standalone"}
     if packages.sources:
         return {FACT: "sources"}
+    if not facts.available and out_of_tree_modules(ctx.root):
+        # No package database to ask, but an aufs.ko built out of tree is installed: the standalone case.
+        return {FACT: "standalone"}
     if state.enabled and (ctx.tree is None or not ctx.tree.is_dir()):
         return {FACT: "sources"}
     return {FACT: "none"}

@@ -69,6 +69,11 @@ class Commands:
     root: Path
     tree: Path
 
+    def __post_init__(self) -> None:
+        # Printed commands run from anywhere: absolute paths only.
+        object.__setattr__(self, "root", self.root.absolute())
+        object.__setattr__(self, "tree", self.tree.absolute())
+
     @property
     def chroot(self) -> bool:
         """True when the commands act on another root than this machine's."""
@@ -435,6 +440,11 @@ def tree_package(tree: Path, candidates: list[InstalledPackage]) -> InstalledPac
     return max(fits, key=lambda p: p.counter) if fits else None
 
 
+def out_of_tree_modules(root: Path) -> list[Path]:
+    """The aufs.ko files an out-of-tree package built (not ``kernel/fs/aufs``, which a kernel build installs)."""
+    return [p for p in aufs_modules_on_disk(root) if "/kernel/fs/aufs/" not in str(p)]
+
+
 def _finding(
     check: str,
     status: Status,
@@ -605,8 +615,16 @@ def _tree_findings(
     builder = module.cp if module is not None else "sys-fs/aufs3 (or the aufs module package you use)"
     reapply = f"{cmds.emerge('--oneshot ' + builder.split(' ')[0])} && {cmds.rebuild}"
     if not ev.patched and not ev.partial:
-        if module is None and not ev.lost:
+        stray = out_of_tree_modules(root) if module is None and not portage else []
+        if module is None and not ev.lost and not stray:
             return []
+        if stray and not ev.lost:
+            # Tree alone: an out-of-tree aufs.ko is installed, so this kernel is meant to have the patch.
+            return [_finding(
+                "aufs-patch", Status.FAIL,
+                f"{tree} does not carry the aufs standalone patch ({ev.missing_patch()}), but an out-of-tree "
+                f"aufs.ko is installed ({stray[0]}): a kernel built from this tree cannot load it",
+                fix=reapply, detail=cmds.note())]
         owner = tree_package(tree, packages.kernel_sources)
         if module is not None and owner is not None and owner.counter > module.counter:
             reason = (

@@ -129,7 +129,8 @@ def hook(version: str, image: Path, root: Path) -> tuple[list[str], int]:
                     f"/lib/modules/{version}/build and /usr/src/linux-{version}); not checked"
                     + ("; stopping the install (strict)" if strict else "")], stop
         location, note = located
-        report = check_location(location, select_profiles(driver), root=root, host=False, explicit=True,
+        # The installer names the release being installed: the rules are that kernel's.
+        report = check_location(location, select_profiles(driver), root=root, host=False, explicit=True, kernel_version=version,
                                 use_kconfig=location.tree is not None)
     except KcheckError as exc:
         return [f"kcheck: {exc.message}" + ("; stopping the install (strict)" if strict else "")], stop

@@ -219,3 +219,77 @@ def test_snapshot_from_an_older_kcheck_still_reads(situation):
     old = TreeEvidence.from_dict({"tree": "/x", "build_dir": "/x", "exports": [], "prfile": None, "gone_field": 1})
     assert diff(old, read_tree(situation.tree))[0].startswith("this merge patched")
     assert len(AUFS_EXPORTS) == 25
+
+
+def _live(situation, *extra):
+    import json
+
+    from click.testing import CliRunner
+
+    from kcheck.cli import main
+
+    portage_facts.cache_clear()
+    result = CliRunner().invoke(main, ["--root", str(situation.root), "--driver", "aufs", "--no-kconfig", *extra],
+                                catch_exceptions=False)
+    if "--format" in extra:
+        return {f["check"]: f for f in json.loads(result.output)["findings"]}
+    return result.output
+
+
+def _running(situation, version, exports):
+    from kcheck.host.kernel import split_version
+
+    release, uts = split_version(version)
+    kernel = situation.root / "proc/sys/kernel"
+    kernel.mkdir(parents=True, exist_ok=True)
+    (kernel / "osrelease").write_text(release + "\n")
+    (kernel / "version").write_text(uts + "\n")
+    (situation.root / "proc/kallsyms").write_text(
+        "".join(f"ffffffff81000000 r __ksymtab_{name}\n" for name in ["printk", *exports])
+        + "ffffffff81000010 T d_walk\n"  # defined but not exported: does not count
+    )
+
+
+def test_host_and_aufs_sections_agree(situation, monkeypatch):
+    """The issue's case: patched, aufs.ko built, kernel not rebuilt, the old build running."""
+    monkeypatch.delenv("KERNEL_DIR", raising=False)
+    monkeypatch.delenv("KBUILD_OUTPUT", raising=False)
+    situation.make_tree(T0)
+    (situation.tree / "Kconfig").write_text('mainmenu "Linux"\n')
+    old = situation.build(T0 + HOUR, number=1)
+    situation.install_kernel(T0 + HOUR)
+    situation.merge(AUFS3, 10, T0 + 2 * HOUR, use="kernel-patch", iuse="+kernel-patch")
+    situation.patch(T0 + 2 * HOUR)
+    situation.install_module(T0 + 2 * HOUR)
+    _running(situation, old, [])
+    found = _live(situation, "--format", "json")
+    assert found["aufs-rebuild"]["status"] == "fail"
+    # Before: "ok aufs loads on first use (.../misc/aufs.ko)". The running kernel lacks the exports.
+    host = found["running:aufs"]
+    assert host["status"] == "fail" and "Unknown symbol" in host["reason"] and "d_walk" in host["reason"]
+    # Rebuilt, installed, aufs.ko rebuilt, booted: the running kernel exports what aufs.ko needs.
+    new = situation.build(T0 + 3 * HOUR, number=2)
+    situation.install_kernel(T0 + 3 * HOUR)
+    situation.install_module(T0 + 4 * HOUR)
+    _running(situation, new, sorted(AUFS_EXPORTS))
+    found = _live(situation, "--format", "json")
+    assert found["running:aufs"]["status"] == "ok" and found["aufs-reboot"]["status"] == "ok"
+    # One export short in /proc/kallsyms: the host section says which, and the check fails.
+    _running(situation, new, sorted(AUFS_EXPORTS)[1:])
+    found = _live(situation, "--format", "json")
+    assert found["running:aufs"]["status"] == "fail" and sorted(AUFS_EXPORTS)[0] in found["running:aufs"]["reason"]
+    # No /proc/kallsyms at all: "cannot tell", never "loads".
+    (situation.root / "proc/kallsyms").unlink()
+    found = _live(situation, "--format", "json")
+    assert found["running:aufs"]["status"] == "warn" and "cannot tell" in found["running:aufs"]["reason"]
+
+
+def test_tally_never_reads_as_all_clear_above_failures(situation):
+    situation.make_tree(T0, config="CONFIG_MODULES=y\nCONFIG_EXT4_FS=y\nCONFIG_EXT4_FS_POSIX_ACL=y\nCONFIG_EXT4_FS_SECURITY=y\n")
+    situation.merge(AUFS3, 10, T0, use="kernel-patch")
+    situation.patch(T0 + HOUR)
+    (situation.tree / "Kconfig").write_text('mainmenu "Linux"\n')
+    text = _live(situation, "--no-host")
+    line = next(line for line in text.splitlines() if line.startswith("aufs: "))
+    # Every configuration item holds, but the patched tree is not rebuilt: the tally says so.
+    assert line == "aufs: 5 of 5 hold; 2 other checks fail"

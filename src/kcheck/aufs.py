@@ -3,8 +3,9 @@
 aufs reaches a kernel in two ways with opposite expectations:
 ``sys-kernel/aufs-sources`` puts ``fs/aufs/`` and the ``AUFS_FS`` symbol in the
 tree, so AUFS_FS must be y or m; the out-of-tree module (``sys-fs/aufs3``,
-``sys-fs/aufs4``) patches the tree (``mm/prfile.c`` appears) but adds no
-symbol, and needs AUFS_FS unset. This module names the case as the fact
+``sys-fs/aufs4``, an overlay's ``sys-fs/aufs6``) patches the tree (the
+standalone exports, ``mm/prfile.c``) but adds no symbol, and needs AUFS_FS
+unset. This module names the case as the fact
 ``aufs-provider`` (``sources``, ``standalone`` or ``none``) that the aufs
 profile's requirements are conditioned on, and adds the findings no
 configuration line can show: which package provides aufs, and whether the
@@ -12,8 +13,10 @@ patched kernel was rebuilt, installed and booted
 (:mod:`kcheck.portage.aufs_state`; installed and booted only when the host
 checks, which report those, are not part of the run).
 
-Portage is asked only when the configuration and the tree cannot decide the
-provider (facts), and always for ``aufs_findings`` (the aufs driver only).
+The tree decides the provider; Portage (its Python API, else ``portageq``)
+only when the tree cannot, and always for ``aufs_findings`` (the aufs driver
+only). A configuration line that contradicts the tree is a finding, never the
+decider.
 """
 
 from __future__ import annotations

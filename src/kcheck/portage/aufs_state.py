@@ -1,23 +1,29 @@
-"""Has the aufs-patched kernel been rebuilt, installed and booted?
+"""Is the aufs kernel patched, built, installed and booted? For either provider.
 
-``sys-fs/aufs3`` / ``sys-fs/aufs4`` with USE=kernel-patch patch the kernel
-tree while they merge (``pkg_setup``). The patch does nothing until the
-kernel is rebuilt, installed to ``/boot`` and booted, and re-merging the
-kernel sources removes it again. This module reads the evidence each step
-leaves and names the first step that is missing:
+``sys-fs/aufs3`` / ``sys-fs/aufs4`` (or an overlay's ``sys-fs/aufs6``) with
+USE=kernel-patch patch the kernel tree while they merge (``pkg_setup``) and
+build ``aufs.ko`` out of tree; ``sys-kernel/aufs-sources`` ships a tree with
+``fs/aufs`` built in. Either way nothing changes until the kernel is rebuilt,
+installed to ``/boot`` and booted, and re-merging kernel sources removes the
+standalone patch again. This module reads the evidence each step leaves and
+names the first step that is missing:
 
-1. **patched**: ``mm/prfile.c`` exists and the exports the module needs
-   (``EXPORT_SYMBOL_GPL(d_walk)`` in ``fs/dcache.c``, ...) are in the sources.
-   Re-merged kernel sources put their own ``fs/dcache.c`` back but leave
-   ``mm/prfile.c`` (no package owns it): one without the other is a lost patch.
-2. **rebuilt**: ``mm/prfile.o`` is newer than ``mm/prfile.c``, the exports are
-   in ``Module.symvers``, and ``vmlinux`` / ``arch/*/boot/*Image`` are newer
-   than every patched file.
+1. **patched**: read against the real patches' data
+   (:mod:`kcheck.aufs_patchset`, for the branch that fits the tree's series):
+   every export the standalone patch adds (about 25 ``EXPORT_SYMBOL_GPL`` lines)
+   and the mmap patch's hunks and ``mm/prfile.c``. Some exports only is a
+   partial patch (aufs.ko will not load: each missing export is named); missing
+   mmap hunks (rejects on a newer stable tree) are named too. ``mm/prfile.c``
+   without a single export is a lost patch: re-merged sources put their files
+   back and leave ``mm/prfile.c``, which no package owns.
+2. **built**: standalone: ``mm/prfile.o`` newer than ``mm/prfile.c``, the exports
+   in ``Module.symvers``, ``vmlinux`` / ``arch/*/boot/*Image`` newer than every
+   patched file; aufs-sources: an image newer than ``.config`` and ``fs/aufs``.
 3. **installed**: an image under ``/boot`` is the one just built (same x86
    version string, or the same bytes).
-4. **module rebuilt**: ``aufs.ko`` under ``/lib/modules/<release>`` has a
-   vermagic naming that release and is newer than the kernel build
-   (``emerge @module-rebuild``).
+4. **module**: ``aufs.ko`` under ``/lib/modules/<release>`` names that release in
+   its vermagic, is newer than the kernel build, and every symbol it needs is
+   exported by that build (``Module.symvers``).
 5. **booted** (only on the machine itself): the running kernel is that build.
 
 The kernel image, ``/boot``, running-kernel and module readers are
@@ -26,9 +32,12 @@ The kernel image, ``/boot``, running-kernel and module readers are
 findings here leave them out, and "safe to reboot" then speaks for aufs only.
 
 Portage adds the order of events: which aufs package is installed, and
-whether the kernel sources were merged after it (COUNTER), which removes
-the patch. The findings each carry the commands that fix them; the last
-one, ``aufs-reboot``, says plainly "safe to reboot" or what is left.
+whether the kernel sources were merged after it (COUNTER). Without Portage
+(neither the module nor ``portageq``) the tree's evidence stands alone and the
+findings say the packages are unknown, never that none is installed. The
+findings each carry the commands that fix them, aimed at ``--root`` when it is
+not this machine; the last one, ``aufs-reboot``, says plainly "safe to reboot"
+or what is left.
 """
 
 from __future__ import annotations

@@ -23,15 +23,11 @@ def by_check(findings):
     return {f.check: f for f in findings}
 
 
-@pytest.fixture(params=["api", "portageq", "tree-only"])
-def portage_route(request, monkeypatch):
-    """The same root read through Portage's Python API, through portageq with the module hidden, or with neither."""
-    if request.param != "api":
+def use_route(route, monkeypatch):
+    """Read the root through Portage's Python API, through portageq with the module hidden, or with neither."""
+    if route != "api":
         monkeypatch.setitem(sys.modules, "portage", None)  # as kcheck from pip/pipx sees a Gentoo system
-        path = f"{VENV_BIN}:/usr/bin:/bin" if request.param == "portageq" else "/nonexistent"
-        monkeypatch.setenv("PATH", path)
-    portage_facts.cache_clear()
-    yield request.param
+        monkeypatch.setenv("PATH", f"{VENV_BIN}:/usr/bin:/bin" if route == "portageq" else "/nonexistent")
     portage_facts.cache_clear()
 
 
@@ -77,8 +73,13 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_every_stage_same_verdict_with_or_without_portage(situation, portage_route, stage):
+# portageq costs a process per question (about 0.3 s): two stages here; the real-tree test walks all of them.
+ROUTES = [(r, s) for s in STAGES for r in ("api", "tree-only")] + [("portageq", "patched"), ("portageq", "remerged")]
+
+
+@pytest.mark.parametrize(("portage_route", "stage"), ROUTES)
+def test_every_stage_same_verdict_with_or_without_portage(situation, monkeypatch, portage_route, stage):
+    use_route(portage_route, monkeypatch)
     stage_root(situation, stage)
     ctx = situation.context()
     assert aufs_facts(ctx) == {"aufs-provider": "standalone"}

@@ -158,6 +158,6 @@ def test_emerge_with_the_hook(portage_sdist, tool_path):
         in summary
     )
     assert "mm/prfile.c is there but none of the 25 exports of the standalone patch" in summary
-    assert "emerge --oneshot sys-fs/aufs3 && cd " in summary
+    assert " --oneshot sys-fs/aufs3 && cd " in summary
     # The running (or installed) kernel keeps its patch: the danger is the next build, not the reboot.
     assert "kcheck: do not build a kernel from " in summary and "do not reboot" not in summary

@@ -326,3 +326,11 @@ def test_filesystems_available_now_or_loadable(tmp_path):
     (root / "proc/kallsyms").write_text("0000000000000000 r __ksymtab_printk\n0000000000000000 r __ksymtab_crc32c\n")
     assert kernel.running_fs_findings(ctx, "btrfs", "BTRFS_FS")[0].status is Status.OK
     assert kernel.running_fs_findings(ctx, "aufs", "AUFS_FS") == []  # not configured: the config check says so
+
+
+def test_install_commands_aim_at_the_root(tmp_path):
+    """With --root, a printed install command must not install into this machine's /boot."""
+    build = tmp_path / "linux"
+    assert kernel.install_command(Path("/"), build) == f"make -C {build} modules_install install"
+    aimed = kernel.install_command(tmp_path, build)
+    assert f"INSTALL_MOD_PATH={tmp_path} INSTALL_PATH={tmp_path}/boot" in aimed and "chroot" in aimed

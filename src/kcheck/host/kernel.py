@@ -254,7 +254,7 @@ def readiness_findings(ctx: CheckContext) -> tuple[list[Finding], str | None]:
     elif image is not None and not is_booted:
         out.append(_finding("kernel-installed", Status.WARN, Severity.RECOMMENDED,
                             f"{release} is built but not installed in /boot (is /boot mounted?)",
-                            fix=f"make -C {build} modules_install install"))
+                            fix=install_command(ctx.root, build)))
     if is_booted:
         where = "" if installed is not None else " (its image is not in /boot: booted some other way)"
         out.append(_finding("kernel-booted", Status.OK, Severity.INFO, f"booted: {release} is running{where}", actual=running.release))
@@ -267,16 +267,24 @@ def readiness_findings(ctx: CheckContext) -> tuple[list[Finding], str | None]:
     return out, release
 
 
+def install_command(root: Path, build: Path) -> str:
+    """``make modules_install install`` for ``build``, aimed at ``root`` (``--root``) rather than this machine's /boot."""
+    if root.resolve() == Path("/"):
+        return f"make -C {build} modules_install install"
+    root = root.absolute()
+    return f"make -C {build} INSTALL_MOD_PATH={root} INSTALL_PATH={root / 'boot'} modules_install install (or run it inside the chroot)"
+
+
 def _built_finding(ctx: CheckContext, build: Path, image: Path | None, built_text: str | None, release: str) -> Finding:
     """Is the tree's kernel built, and built from the configuration as it is now?"""
     config_path = ctx.source.path
     if image is None:
         return _finding("kernel-built", Status.WARN, Severity.RECOMMENDED, f"{release} is not built yet (no kernel image in {build})",
-                        fix=f"make -C {build} && make -C {build} modules_install install")
+                        fix=f"make -C {build} && {install_command(ctx.root, build)}")
     if config_path is not None and config_path.stat().st_mtime > image.stat().st_mtime:
         return _finding("kernel-built", Status.WARN, Severity.RECOMMENDED,
                         f"the configuration changed after the last build: {image} is older than {config_path}; a reboot now would not use it",
-                        fix=f"rebuild: make -C {build} && make -C {build} modules_install install")
+                        fix=f"rebuild: make -C {build} && {install_command(ctx.root, build)}")
     return _finding("kernel-built", Status.OK, Severity.RECOMMENDED, f"built: {image}" + (f" ({built_text})" if built_text else ""))
 
 

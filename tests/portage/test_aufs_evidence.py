@@ -283,6 +283,16 @@ def test_host_and_aufs_sections_agree(situation, monkeypatch):
     (situation.root / "proc/kallsyms").unlink()
     found = _live(situation, "--format", "json")
     assert found["running:aufs"]["status"] == "warn" and "cannot tell" in found["running:aufs"]["reason"]
+    # Without CONFIG_KALLSYMS_ALL: the System.map installed beside the running build's image tells.
+    system_map = situation.root / f"boot/System.map-{situation.release}"
+    system_map.write_text("".join(f"ffffffff82000000 r __ksymtab_{n}\n" for n in ["printk", *sorted(AUFS_EXPORTS)]))
+    found = _live(situation, "--format", "json")
+    assert found["running:aufs"]["status"] == "ok" and found["running:aufs"]["detail"] == f"exports read from {system_map}"
+    # ...but only while that image is the build that runs.
+    _running(situation, new.replace("#2", "#1"), [])
+    (situation.root / "proc/kallsyms").unlink()
+    found = _live(situation, "--format", "json")
+    assert found.get("running:aufs", {}).get("status") != "ok"
 
 
 def test_tally_never_reads_as_all_clear_above_failures(situation):

@@ -499,27 +499,57 @@ def symvers_exports(path: Path) -> set[str] | None:
         return None
 
 
-def running_exports(root: Path) -> set[str] | None:
-    """The symbols the running kernel exports: ``__ksymtab_<name>`` entries of ``/proc/kallsyms``,
-    plus the exports of its modules not loaded yet (``modules.symbols``). None when kallsyms is unreadable.
-    """
+def _ksymtab_names(path: Path) -> set[str]:
+    """Names of ``__ksymtab_<name>`` entries in a kallsyms or System.map listing (empty when unreadable)."""
     try:
-        with under_root(root, "/proc/kallsyms").open("rb") as f:
-            exported = {
+        with path.open("rb") as f:
+            return {
                 parts[2][len(b"__ksymtab_") :].decode(errors="replace")
                 for line in f
                 if len(parts := line.split()) >= 3 and parts[2].startswith(b"__ksymtab_")
             }
     except OSError:
-        return None
+        return set()
+
+
+def running_exports(root: Path) -> tuple[set[str] | None, str]:
+    """The symbols the running kernel exports, and where they were read (or why they are unknown).
+
+    ``/proc/kallsyms`` lists ``__ksymtab_<name>`` for each export when the
+    kernel has CONFIG_KALLSYMS_ALL; otherwise the running build's own
+    ``System.map`` or ``Module.symvers`` tell, when the installed image beside
+    it (``/boot``) or in its build tree is provably the running build (same
+    version string). Exports of modules not loaded yet come from
+    ``modules.symbols``.
+    """
+    running = running_kernel(root)
+    exported, source = _ksymtab_names(under_root(root, "/proc/kallsyms")), "/proc/kallsyms"
     if not exported:
-        return None  # an empty or unrelated file says nothing
+        exported, source = set(), ""
+        build = under_root(root, f"/lib/modules/{running.release}/build")
+        candidates = [(image.path.parent / f"System.map-{running.release}", image) for image in boot_images(root)
+                      if image.release == running.release]
+        built = built_image(build) if build.is_dir() else None
+        if built is not None:
+            text = bzimage_version(built)
+            release, uts = split_version(text) if text else (None, None)
+            candidates.append((build / "Module.symvers", BootImage(built, release, uts)))
+        for path, image in candidates:
+            if image.uts_version is None or not booted(running, image.release, image.uts_version) or running.uts_version is None:
+                continue  # only the very build that runs speaks for it
+            names = symvers_exports(path) if path.name == "Module.symvers" else _ksymtab_names(path)
+            if names:
+                exported, source = names, str(path)
+                break
+    if not exported:
+        return None, (f"{under_root(root, '/proc/kallsyms')} lists no exports (CONFIG_KALLSYMS_ALL off, or unreadable) "
+                      "and no System.map or Module.symvers of the running build was found")
     try:
-        text = under_root(root, f"/lib/modules/{running_release(root)}/modules.symbols").read_text(errors="replace")
+        text = under_root(root, f"/lib/modules/{running.release}/modules.symbols").read_text(errors="replace")
     except OSError:
         text = ""
     exported |= {line.split()[1].removeprefix("symbol:") for line in text.splitlines() if line.startswith("alias symbol:")}
-    return exported
+    return exported, source
 
 
 def unresolved(path: Path, exported: set[str]) -> list[str]:
@@ -616,7 +646,7 @@ def running_module_finding(root: Path, fstype: str, path: Path, release: str, pa
     fix = f"emerge {package}" if package else f"install the {fstype} module for {release} (make modules_install)"
     try:
         built_for = modinfo(path).get("vermagic", "").split(" ", 1)[0]
-        exported = running_exports(root)
+        exported, source = running_exports(root)
         missing = unresolved(path, exported) if exported is not None else None
     except ModuleUnreadable as exc:
         return _finding(check, Status.WARN, Severity.RECOMMENDED, f"cannot tell whether {fstype} loads: {exc}", group=group)
@@ -625,13 +655,13 @@ def running_module_finding(root: Path, fstype: str, path: Path, release: str, pa
                         f"{path} was built for {built_for}, not the running {release}: it will not load", group=group, fix=fix)
     if missing is None:
         return _finding(check, Status.WARN, Severity.RECOMMENDED,
-                        f"cannot tell whether {path} loads: {under_root(root, '/proc/kallsyms')} is unreadable, so the running kernel's exports are unknown",
+                        f"cannot tell whether {path} loads: the running kernel's exports are unknown", detail=source,
                         group=group)
     if missing:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         return _finding(check, Status.FAIL, Severity.REQUIRED,
                         f"{path} will not load into the running kernel (Unknown symbol {shown}): the running kernel does not export what it needs",
-                        group=group, detail=f"{len(missing)} of its symbols are not exported (/proc/kallsyms)",
+                        group=group, detail=f"{len(missing)} of its symbols are not exported ({source})",
                         fix="boot a kernel built from the patched tree" if fstype == "aufs" else fix)
     return _finding(check, Status.OK, Severity.REQUIRED, f"{fstype} loads on first use ({path}: every symbol it needs is exported)",
-                    group=group)
+                    group=group, detail=f"exports read from {source}")

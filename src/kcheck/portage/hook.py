@@ -187,7 +187,7 @@ def _aufs_messages(
     packages = aufs_packages(facts)
     after = read_tree(tree, build_dir)
     changes = diff(TreeEvidence.from_dict(before["evidence"]), after) if before else []
-    if not (changes or after.patched or packages.modules):
+    if not (changes or after.patched or after.partial or after.lost or packages.modules):
         # Kernel sources without any aufs involvement: nothing for this hook to say.
         return []
     messages = [("info", change) for change in changes]

@@ -101,10 +101,22 @@ def test_preinst_plugin_under_run_parts(tree, tmp_path):
     assert gone.returncode == 0 and gone.stdout == ""
 
 
-def test_kernel_install_plugin_under_kernel_install(tree, tmp_path):
-    """systemd's kernel-install calls: PLUGIN add VERSION ENTRY_DIR_ABS IMAGE."""
+def test_kernel_install_plugin_as_kernel_install_calls_it(tree, tmp_path):
+    """kernel-install(8) calls each plugin as: PLUGIN add KERNEL_VERSION ENTRY_DIR_ABS KERNEL_IMAGE [INITRD...]."""
+    entry = tmp_path / "boot/0123456789abcdef0123456789abcdef" / VERSION
+    script = str(plugin("kcheck-kernel-install.install"))
+    proc = run([script, "add", VERSION, str(entry), "arch/x86/boot/bzImage", "/boot/initrd.img"], cwd=tree)
+    assert proc.returncode == 0, proc.stderr
+    assert "OVERLAY_FS" in proc.stdout
+    assert run([script, "add", VERSION, str(entry), "arch/x86/boot/bzImage"], cwd=tree, strict=True).returncode == 1
+    removed = run([script, "remove", VERSION, str(entry)], cwd=tree, strict=True)
+    assert removed.returncode == 0 and removed.stdout == ""
+
+
+def test_kernel_install_plugin_under_the_real_kernel_install(tree, tmp_path):
+    """The machine's own kernel-install, with only kcheck's plugin and a temporary BOOT_ROOT."""
     if realkernel.install_tools({"kernel-install": "systemd"}):
-        pytest.skip("kernel-install (systemd) is not installed")
+        pytest.skip("systemd's kernel-install is not installed (the direct-call test covers the convention)")
     conf = tmp_path / "conf"
     conf.mkdir()
     (conf / "install.conf").write_text("layout=other\n")

@@ -19,8 +19,17 @@ from pathlib import Path
 
 import realkernel
 
-#: The real patches (read-only test data shared by the project's sessions).
-PATCHES = Path(os.environ.get("KCHECK_AUFS_PATCHES", "/work/shared/aufs-standalone"))
+def _patches() -> Path:
+    """Where the real patches are: ``$KCHECK_AUFS_PATCHES``, else ``shared/aufs-standalone`` beside the checkout."""
+    if os.environ.get("KCHECK_AUFS_PATCHES"):
+        return Path(os.environ["KCHECK_AUFS_PATCHES"])
+    repo = Path(__file__).resolve().parents[1]
+    candidates = [repo.parent / "shared/aufs-standalone", repo.parent.parent / "shared/aufs-standalone"]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+#: The real patches (read-only test data shared by the project's checkouts).
+PATCHES = _patches()
 #: Which aufs-standalone branch each Debian series takes.
 BRANCH = {"6.1": "aufs6.1", "6.12": "aufs6.x-rcN"}
 _BUILD_FILES = ("Kconfig*", "Makefile*", "Kbuild*", "*.include")

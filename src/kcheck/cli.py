@@ -24,6 +24,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "drivers": "kcheck.commands:drivers",
     "explain": "kcheck.kconfig.explain:explain",
     "fix": "kcheck.fix.cli:fix",
+    "installkernel-hook": "kcheck.installkernel:installkernel_hook",
     "lint": "kcheck.lint:lint",
     "portage-hook": "kcheck.portage.hook:portage_hook",
 }

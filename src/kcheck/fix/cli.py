@@ -14,13 +14,13 @@ from pathlib import Path
 
 import click
 
-from kcheck import dotconfig, safewrite, version
+from kcheck import dotconfig, engine, safewrite, version
 from kcheck.check import initial_facts, select_profiles
 from kcheck.errors import EXIT_FAIL, InputError
 from kcheck.fix import render
 from kcheck.fix.plan import FixPlan, make_plan
 from kcheck.locate import locate, running_release, under_root
-from kcheck.model import CheckContext
+from kcheck.model import CheckContext, Finding, Status
 from kcheck.completion import complete_driver
 from kcheck.progress import quiet_option
 from kcheck.options import firewall_option, runtime_option
@@ -70,6 +70,30 @@ def next_steps(tree: Path | None, root: Path, releases: Sequence[str]) -> list[s
     if modules:
         steps.append(f"out-of-tree modules found ({', '.join(str(m) for m in modules)}): run 'emerge @module-rebuild' after the kernel build")
     return steps
+
+
+def left_outside_config(plan: FixPlan, profiles, ctx: CheckContext) -> list[str]:
+    """What the check will still fail on once the plan is applied: the steps no configuration change makes
+    (a driver's own checks, such as building an aufs kernel), so that fix and check tell the same story.
+
+    ``ctx`` describes the tree; its source is replaced by the planned configuration.
+    """
+    if not plan.ok or not any(p.checks for p in profiles):
+        return []
+    planned = CheckContext(root=ctx.root, source=dotconfig.parse(plan.config_text, ctx.source.path), tree=ctx.tree,
+                           build_dir=ctx.build_dir, kernel_version=ctx.kernel_version)
+    left: list[Finding] = []
+    for profile in profiles:
+        for name in profile.facts:
+            planned.facts.update(engine.resolve(name)(planned))
+        for name in profile.checks:
+            left += [f for f in engine.resolve(name)(planned) if f.status is Status.FAIL and f.expected is None]
+    closing = [f for f in left if f.check.endswith("-reboot")] or left
+    if not closing:
+        return []
+    return ["Left outside the configuration (kcheck --driver says the same):"] + [
+        f"  - {f.reason}" + (f"\n    fix: {f.fix}" if f.fix else "") for f in closing
+    ]
 
 
 def write_outputs(plan: FixPlan, outputs: Outputs, profiles: list[str]) -> list[str]:
@@ -175,6 +199,9 @@ def fix(driver, runtime, firewall, profile_files, kernel_dir, config, write, out
         click.echo(render.scripts_config(plan, config=shown))
     else:
         click.echo(render.text(plan, config=shown, profiles=names, verbose=verbose))
+        ctx = CheckContext(root=root, source=plain, tree=location.tree, build_dir=location.build_dir, kernel_version=kver)
+        for line in left_outside_config(plan, profiles, ctx):
+            click.echo(line)
     if not plan.ok:
         raise click.exceptions.Exit(EXIT_FAIL)
 

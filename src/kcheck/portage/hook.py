@@ -48,7 +48,6 @@ DEFAULT_STORAGE_DRIVER = "overlay2"
 _PHASES = ("pre_pkg_setup", "post_pkg_postinst")
 #: CATEGORY and PN as PMS allows them; anything else never reaches a file name.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.-]*$")
-_AUFS_MODULES = ("sys-fs/aufs3", "sys-fs/aufs4")
 _DOCKER = ("app-containers/docker", "app-emulation/docker")
 
 
@@ -131,12 +130,13 @@ def hook_messages(
         return [("warn", f"ignoring a package name kcheck cannot use: {category}/{pn}")]
     cp = f"{category}/{pn}"
     tree = kernel_dir or root / "usr" / "src" / "linux"
+    aufs_module = is_aufs_module_name(cp, root)
     try:
         if cp in _DOCKER:
             return _docker_messages(root, kernel_dir) if phase == "post_pkg_postinst" else []
-        if cp in _AUFS_MODULES and merge_type == "binary":
+        if aufs_module and merge_type == "binary":
             return []
-        if cp in _AUFS_MODULES or (category == "sys-kernel" and pn.endswith("-sources")):
+        if aufs_module or (category == "sys-kernel" and pn.endswith("-sources")):
             with StateStore(root) as store:
                 if phase == "pre_pkg_setup":
                     store.save(cp, _snapshot(tree, build_dir))
@@ -145,6 +145,24 @@ def hook_messages(
     except KcheckError as exc:
         return [("warn", exc.message)]
     return []
+
+
+def is_aufs_module_name(cp: str, root: Path) -> bool:
+    """True when merging ``cp`` may patch the kernel tree for aufs or build aufs.ko.
+
+    Any package with aufs in its name (``sys-fs/aufs3``, ``sys-fs/aufs4``, an
+    overlay's ``sys-fs/aufs6``) except kernel sources and ``aufs-util``, and
+    any package named in ``KCHECK_AUFS_PACKAGES`` or ``/etc/kcheck/aufs-packages``.
+    Once merged, the package's own files decide (:func:`kcheck.portage.aufs_state.aufs_packages`).
+    """
+    from kcheck.portage.aufs_state import extra_names
+
+    category, _, pn = cp.partition("/")
+    if category == "sys-kernel" and pn.endswith("-sources"):
+        return False
+    if "aufs" in pn and not pn.startswith("aufs-util"):
+        return True
+    return cp in extra_names(root)
 
 
 def _snapshot(tree: Path, build_dir: Path | None) -> dict:
@@ -169,7 +187,7 @@ def _aufs_messages(
     packages = aufs_packages(facts)
     after = read_tree(tree, build_dir)
     changes = diff(TreeEvidence.from_dict(before["evidence"]), after) if before else []
-    if not (changes or after.patched or packages.modules):
+    if not (changes or after.patched or after.partial or after.lost or packages.modules):
         # Kernel sources without any aufs involvement: nothing for this hook to say.
         return []
     messages = [("info", change) for change in changes]
@@ -184,6 +202,9 @@ def _finding_messages(findings: list[Finding]) -> list[tuple[str, str]]:
         if f.check == "aufs-reboot":
             if f.status is Status.OK:
                 messages.append(("info", f.reason))
+            elif f.reason.startswith("do not build"):
+                # Re-merged sources: the kernel built before keeps its patch; the next build is the danger.
+                messages.append(("error", f.reason.split("; left to do", 1)[0]))
             else:
                 messages.append(("error", "do not reboot yet: aufs will not load until the steps above are done"))
             continue

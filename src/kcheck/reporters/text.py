@@ -70,6 +70,10 @@ def render(report: Report, *, verbose: bool = False, strict: bool = False) -> st
         held = sum(f.status is Status.OK and f.expected is not None for f in findings)
         total = sum(f.status is not Status.SKIP and f.expected is not None for f in findings)
         tally = f"{held} of {total} hold" if total else "needs nothing from the kernel configuration"
+        # Checks beyond the configuration (an aufs rebuild, say) fail too: the tally must not read as all clear.
+        other = sum(f.status is Status.FAIL and f.expected is None for f in findings)
+        if other:
+            tally += f"; {other} other check{'s' if other != 1 else ''} fail{'s' if other == 1 else ''}"
         out.append("")
         out.append(click.style(profile, bold=True) + f": {tally}")
         group = None

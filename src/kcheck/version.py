@@ -19,6 +19,8 @@ from kcheck.errors import KcheckError
 from kcheck.model import KernelVersion
 
 _RELEASE = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+#: A whole release as a user types it: 6.1, 6.1.55, 6.1.0-13-amd64, 6.12.9-gentoo, 6.1-rc3.
+_WHOLE_RELEASE = re.compile(r"\d{1,4}\.\d{1,4}(?:\.\d{1,6})?(?:[-+_~][A-Za-z0-9._+~-]*)?")
 _MAKEFILE_VAR = re.compile(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)[ \t]*=[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 
 
@@ -88,7 +90,8 @@ def detect(
     local version suffix.
     """
     if override is not None:
-        version = parse_release(override, "--kernel-version")
+        # A version the user typed must be one whole release: '6.1garbage' or a second line is a typo.
+        version = parse_release(override, "--kernel-version") if _WHOLE_RELEASE.fullmatch(override) else None
         if version is None:
             raise KcheckError(f"--kernel-version {override!r} is not a kernel version; use a form like 6.1 or 6.1.55")
         return version

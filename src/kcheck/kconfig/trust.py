@@ -1,0 +1,89 @@
+"""Whose ``$(shell,...)`` may kcheck run? Only a tree's whose every part the user trusts.
+
+A Kconfig tree's probes are shell commands written in its files. kcheck runs
+them only when every Kconfig file the parse reads, every directory from the
+tree's top down to that file, and every file of the tree a probe command
+names (``$(srctree)/scripts/cc-version.sh``) belongs to root or to the user
+running kcheck (or the one who invoked it through sudo, ``SUDO_UID``) and is
+not writable by every user. Otherwise the owner of one ``fs/`` directory in a
+root-owned ``/usr/src/linux`` could have root run anything at the next emerge
+(the reasoning of git's ``safe.directory``).
+
+Each file is checked before anything of it is used: when the parse enters
+it, and before a probe command naming it is started. A failed check raises
+:class:`Untrusted`; :meth:`kcheck.kconfig.tree.KconfigTree.load` then parses
+again without running any probe, and says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+
+class Untrusted(Exception):
+    """A file or directory of the tree belongs to another user (``reason`` says which)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def trusted_uids() -> set[int]:
+    """root, this user, and the user who invoked kcheck through sudo."""
+    uids = {0, os.geteuid()}
+    with contextlib.suppress(ValueError):
+        uids.add(int(os.environ.get("SUDO_UID", "")))
+    return uids
+
+
+class TrustGuard:
+    """Checks the paths of one tree against :func:`trusted_uids` (results cached per path)."""
+
+    def __init__(self, srctree: Path | str) -> None:
+        self.srctree = os.path.realpath(srctree)
+        self.uids = trusted_uids()
+        self._checked: dict[str, str | None] = {}
+
+    def check(self, path: Path | str) -> str | None:
+        """Why ``path`` (in the tree) and the directories above it up to the tree are not trusted, or None."""
+        real = os.path.realpath(path)
+        if real != self.srctree and not real.startswith(self.srctree + os.sep):
+            return f"{path} is outside the kernel tree {self.srctree}: its $(shell,...) Kconfig probes were not run"
+        parts = Path(os.path.relpath(real, self.srctree)).parts if real != self.srctree else ()
+        current = self.srctree
+        for part in ("",) + tuple(p for p in parts if p != "."):
+            current = os.path.join(current, part) if part else current
+            reason = self._checked.get(current, "unchecked")
+            if reason == "unchecked":
+                reason = self._checked[current] = self._why(current)
+            if reason:
+                return reason
+        return None
+
+    def require(self, path: Path | str) -> None:
+        """Raise :class:`Untrusted` unless :meth:`check` passes."""
+        reason = self.check(path)
+        if reason:
+            raise Untrusted(reason)
+
+    def _why(self, path: str) -> str | None:
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return None  # nothing there: nothing of it can run
+        if info.st_uid not in self.uids:
+            return (
+                f"{path} belongs to uid {info.st_uid}, not to root or the invoking user: the tree's $(shell,...) "
+                "Kconfig probes were not run (toolchain-dependent symbols read as n); run kcheck as that user "
+                "for an exact evaluation"
+            )
+        sticky_dir = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+        if info.st_mode & stat.S_IWOTH and not sticky_dir:
+            return (
+                f"{path} is writable by every user: the tree's $(shell,...) Kconfig probes were not run "
+                f"(toolchain-dependent symbols read as n); run 'chmod o-w {path}' for an exact evaluation"
+            )
+        return None

@@ -133,7 +133,7 @@ path_option = click.Path(path_type=Path)
               "unknown (some rules not applied).")
 @click.option("--verbose", "-v", is_flag=True, help="List the items that hold and the skipped ones too.")
 @click.option("--no-kconfig", is_flag=True, help="Read the .config as written, without the Kconfig tree.")
-@click.option("--no-shell", is_flag=True, help="Never run the tree's $(shell,...) Kconfig macros.")
+@click.option("--no-shell", is_flag=True, help="Run nothing: no $(shell,...) Kconfig macro of the tree, no $CC --version.")
 @click.option("--no-host", is_flag=True, help="Check only the configuration, not this machine (docker's settings, "
               "filesystem, installed and booted kernel, modules).")
 @click.version_option(package_name="kcheck")

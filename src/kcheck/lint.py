@@ -335,7 +335,7 @@ def run_lint(
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
               help="Worker processes; 0 means one per CPU.")
 @click.option("--strict", is_flag=True, help="Count missing recommended items as failures too.")
-@click.option("--no-shell", is_flag=True, help="With --kernel-dir: never run the tree's $(shell,...) Kconfig macros.")
+@click.option("--no-shell", is_flag=True, help="With --kernel-dir: run nothing (no $(shell,...) Kconfig macro, no $CC --version).")
 @click.option("--verbose", "-v", is_flag=True, help="Text format: the full report of every file.")
 @click.argument("configs", nargs=-1, required=True, metavar="CONFIG...")
 @click.pass_context

@@ -60,6 +60,17 @@ def read_regular(path: Path | str, limit: int = MAX_SOURCE_BYTES, *, what: str =
         os.close(fd)
 
 
+def read_head(path: Path | str, size: int, *, what: str = "file") -> bytes:
+    """The first ``size`` bytes of the regular file ``path`` (however large it is); errors as :func:`read_regular`."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(f"{path} is not a regular file; kcheck reads only regular files: replace it with the real {what}")
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
 def read_text(path: Path | str, limit: int = MAX_SOURCE_BYTES, *, what: str = "file",
               encoding: str = "utf-8", errors: str = "replace") -> str:
     """:func:`read_regular`, decoded (undecodable bytes replaced by default)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from kcheck import readsafe
 from kcheck.errors import KcheckError
 from kcheck.model import KernelVersion
 
@@ -41,8 +42,8 @@ def parse_release(release: str, source: str) -> KernelVersion | None:
 def makefile_fields(tree: Path) -> dict[str, str] | None:
     """VERSION, PATCHLEVEL, SUBLEVEL and EXTRAVERSION from the tree's top Makefile, or None."""
     try:
-        head = (tree / "Makefile").read_text(errors="replace")[:4096]
-    except OSError:
+        head = readsafe.read_head(tree / "Makefile", 4096, what="kernel Makefile").decode("utf-8", "replace")
+    except (OSError, KcheckError):
         return None
     fields = dict(_MAKEFILE_VAR.findall(head))
     return fields if fields.get("VERSION", "").isdigit() else None
@@ -69,8 +70,8 @@ def from_makefile(tree: Path) -> KernelVersion | None:
 def from_kernel_release(build_dir: Path) -> KernelVersion | None:
     """The release the last build of the tree produced, or None."""
     try:
-        text = (build_dir / "include" / "config" / "kernel.release").read_text(errors="replace")
-    except OSError:
+        text = readsafe.read_text(build_dir / "include" / "config" / "kernel.release", 4096, what="kernel.release")
+    except (OSError, KcheckError):
         return None
     return parse_release(text, "include/config/kernel.release")
 

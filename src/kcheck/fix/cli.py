@@ -139,7 +139,7 @@ def plan_for_tree(tree, config: Path, profiles, *, root: Path = Path("/"), build
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "scripts-config"]), default="text", show_default=True)
 @click.option("--include-recommended", is_flag=True, help="Make the recommended items hold too, not only the required ones.")
 @click.option("--kernel-version", metavar="VERSION", help="Override the kernel version the rules use.")
-@click.option("--no-shell", is_flag=True, help="Never run the tree's $(shell,...) Kconfig macros.")
+@click.option("--no-shell", is_flag=True, help="Run nothing: no $(shell,...) Kconfig macro of the tree, no $CC --version.")
 @click.option("--verbose", "-v", is_flag=True, help="Also list the values Kconfig changes by itself.")
 def fix(driver, runtime, firewall, profile_files, kernel_dir, config, write, output, no_backup, fragment, dist_kernel, root, fmt,
         include_recommended, kernel_version, no_shell, verbose) -> None:
@@ -230,7 +230,9 @@ def _check_targets(config: Path, target: Path | None, fragment: Path | None, dis
                                                ("--dist-kernel", dist_kernel)) if path is not None]
     for _, path in outputs:
         safewrite.check_target(path)
-    for name, path in outputs[1:]:
+    for name, path in outputs:
+        if path is target:
+            continue
         for other in (config, target):
             if other is not None and _same(path, other):
                 raise InputError(f"{name} {path} is the configuration itself; writing the fragment there would replace "

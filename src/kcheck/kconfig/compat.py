@@ -568,17 +568,18 @@ class CompatKconfig(kconfiglib.Kconfig):
         # Kconfig's table of preprocessor functions picks this up while it initialises.
         kconfiglib._shell_fn = probes.shell if allow_shell else probes.no_shell
         stopped = True
-        try:
-            with probes.terminate_cleanly():
+        # A SIGTERM becomes an exception here, so that the clean-up below runs before the process ends.
+        with probes.terminate_cleanly():
+            try:
                 super().__init__(*args, **kwargs)
                 stopped = False
-        finally:
-            kconfiglib._shell_fn = saved_shell
-            self._compat_parsing = False
-            self._guard = None  # per-parse state: nothing a stored parse needs
-            if self._probe_runner is not None:
-                self._probe_runner.close(kill=stopped)
-            self._probe_runner = None
+            finally:
+                kconfiglib._shell_fn = saved_shell
+                self._compat_parsing = False
+                self._guard = None  # per-parse state: nothing a stored parse needs
+                if self._probe_runner is not None:
+                    self._probe_runner.close(kill=stopped)
+                self._probe_runner = None
         #: Names of the symbols declared ``transitional``.
         self.transitional_names = frozenset(self._compat_rewriter.transitional)
         del self._compat_rewriter

@@ -130,8 +130,9 @@ class ProbeRunner:
         with self._lock:
             if self._closing:
                 return b"", b""
+            # Its own process group, so that stopping it stops what the shell started too.
             proc = subprocess.Popen(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    stdin=subprocess.DEVNULL, cwd=self.workdir)
+                                    stdin=subprocess.DEVNULL, cwd=self.workdir, start_new_session=True)
             self._procs.add(proc)
         try:
             return proc.communicate()
@@ -258,7 +259,7 @@ class ProbeRunner:
                 self._closing = True
                 for proc in self._procs:
                     with contextlib.suppress(OSError):
-                        proc.kill()
+                        os.killpg(proc.pid, signal.SIGKILL)
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.futures.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -147,9 +147,11 @@ class KconfigTree:
         n/empty/0 and symbols depending on them may differ from what
         ``make olddefconfig`` computes; everything else is exact.
 
-        Running as root, a tree owned by another user is never trusted with
-        root's shell (see :func:`untrusted_tree`): it is parsed as with
-        ``allow_shell=False`` and :attr:`shell_refused` says why.
+        A tree with any part another user controls (see
+        :mod:`kcheck.kconfig.trust`) never gets its probes run: it is parsed
+        as with ``allow_shell=False`` and :attr:`shell_refused` says why. An
+        ``arch`` that is not one of the tree's ``arch/*`` directories, or a
+        ``source`` that leaves the tree, is refused with a :class:`KcheckError`.
 
         ``use_cache=False`` always parses and leaves the cache alone.
         Raises :class:`KcheckError` when ``srctree`` is not a kernel tree or

@@ -16,6 +16,10 @@ Output is one message per line, ``<level> <text>`` with level ``error``,
 ``warn`` or ``info``; the bash side hands them to ``eerror``, ``ewarn`` and
 ``elog`` so they land in emerge's "Messages for package" summary.
 
+``portage-hook run`` is bounded in time (``--timeout``, ``KCHECK_HOOK_TIMEOUT``,
+60 s by default): the work runs in a child process group that is stopped past
+the bound, with a warning, so a broken or hostile tree never stalls emerge.
+
 Snapshots live under ``<root>/var/lib/kcheck`` (0700, files 0600), written
 atomically under an exclusive ``flock`` so parallel merges cannot mix them,
 and opened with ``O_NOFOLLOW`` relative to the directory: root writes there,

@@ -553,7 +553,7 @@ CASES += HOSTILE_CASES
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_bad_input(case, tmp_path, run_kcheck):
     argv = case.make(tmp_path)
-    proc = run_kcheck(argv)
+    proc = run_kcheck(argv, cwd=tmp_path)
     assert proc.returncode == case.status, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
     text = proc.stdout if case.stream == "stdout" else proc.stderr
@@ -622,10 +622,10 @@ def test_corpus_is_large_enough():
 def run_kcheck():
     import subprocess
 
-    def run(argv, user=None):
+    def run(argv, user=None, cwd=None):
         env = {**os.environ, "NO_COLOR": "1", "KERNEL_DIR": "", "KBUILD_OUTPUT": ""}
         return subprocess.run([KCHECK, *argv], capture_output=True, text=True, env=env, user=user, timeout=60,
-                              stdin=subprocess.DEVNULL, errors="replace")
+                              stdin=subprocess.DEVNULL, errors="replace", cwd=cwd)
 
     return run
 

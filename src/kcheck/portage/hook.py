@@ -159,17 +159,21 @@ def within(seconds: float, work) -> list[tuple[str, str]]:
     deadline = time.monotonic() + seconds
     chunks = []
     with os.fdopen(read_end, "rb") as pipe:
-        while True:
-            left = deadline - time.monotonic()
-            ready = select.select([pipe], [], [], max(left, 0))[0] if left > 0 else []
-            if not ready:
-                _stop(pid)
-                return [("warn", f"the check did not finish within {seconds:g} s and was stopped; the merge goes on "
-                                 "(run 'kcheck' by hand, or set KCHECK_HOOK_TIMEOUT to allow longer)")]
-            chunk = os.read(pipe.fileno(), 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                ready = select.select([pipe], [], [], max(left, 0))[0] if left > 0 else []
+                if not ready:
+                    _stop(pid)
+                    return [("warn", f"the check did not finish within {seconds:g} s and was stopped; the merge goes "
+                                     "on (run 'kcheck' by hand, or set KCHECK_HOOK_TIMEOUT to allow longer)")]
+                chunk = os.read(pipe.fileno(), 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except BaseException:
+            _stop(pid)  # interrupted (Ctrl-C in emerge): the child's own group would not see it
+            raise
     os.waitpid(pid, 0)
     try:
         messages = json.loads(b"".join(chunks))

@@ -36,28 +36,64 @@ def read_regular(path: Path | str, limit: int = MAX_SOURCE_BYTES, *, what: str =
     beyond ``limit`` bytes, and :class:`OSError` as ``open()`` would (missing
     file, permission denied); messages name the path and the next step.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    fd = open_nonblocking(path)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, device or socket)"
-            raise NotRegular(f"{path} is {kind}; kcheck reads only regular files: replace it with the real {what}")
-        if info.st_size > limit:
-            raise TooLarge(f"{path} is larger than {limit // 1024 // 1024} MiB and cannot be a {what}; check the path")
-        chunks = []
-        size = 0
-        while True:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                # Grew while being read (or lies about its size, as /proc files do).
-                raise TooLarge(f"{path} is larger than {limit // 1024 // 1024} MiB and cannot be a {what}; check the path")
-        return b"".join(chunks)
+        return read_fd(fd, path, limit, what=what)
     finally:
         os.close(fd)
+
+
+def open_nonblocking(path: Path | str) -> int:
+    """``os.open`` for reading that never blocks on a FIFO and never makes a terminal ours."""
+    return os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+
+
+def read_fd(fd: int, path: Path | str, limit: int = MAX_SOURCE_BYTES, *, what: str = "file") -> bytes:
+    """:func:`read_regular` on a descriptor already open (``path`` only names it in messages)."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, device or socket)"
+        raise NotRegular(f"{path} is {kind}; kcheck reads only regular files: replace it with the real {what}")
+    if info.st_size > limit:
+        raise TooLarge(f"{path} is larger than {limit // 1024 // 1024} MiB and cannot be a {what}; check the path")
+    chunks = []
+    size = 0
+    while True:
+        chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            # Grew while being read (or lies about its size, as /proc files do).
+            raise TooLarge(f"{path} is larger than {limit // 1024 // 1024} MiB and cannot be a {what}; check the path")
+    return b"".join(chunks)
+
+
+def open_path(path: Path | str) -> int:
+    """A descriptor that names ``path`` without opening it (``O_PATH``: a device's open never runs)."""
+    return os.open(path, getattr(os, "O_PATH", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY) | os.O_CLOEXEC)
+
+
+def reopen_regular(path_fd: int, path: Path | str, *, what: str = "file") -> int:
+    """Open for reading the regular file ``path_fd`` names (from :func:`open_path`); refuse anything else."""
+    info = os.fstat(path_fd)
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, device or socket)"
+        raise NotRegular(f"{path} is {kind}; kcheck reads only regular files: replace it with the real {what}")
+    try:
+        return os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return open_nonblocking(path)  # no /proc: the path again (it is a regular file)
+
+
+def fd_path(fd: int, path: Path | str) -> str:
+    """The real path of the file open as ``fd`` (all symlinks resolved): one ``readlink`` of /proc, else realpath."""
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(path)
+    return real if real.startswith("/") and not real.endswith(" (deleted)") else os.path.realpath(path)
 
 
 def read_head(path: Path | str, size: int, *, what: str = "file") -> bytes:

@@ -48,7 +48,7 @@ import re
 import kconfiglib
 
 from kcheck import readsafe
-from kcheck.kconfig import probes
+from kcheck.kconfig import probes, trust
 
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 _HELP_WORDS = ("help", "---help---")
@@ -563,6 +563,8 @@ class CompatKconfig(kconfiglib.Kconfig):
         # The trust rule only matters when probes may run at all.
         self._guard = guard if allow_shell else None
         srctree = os.environ.get("srctree") or "."
+        #: The tree's real path: no Kconfig file outside it is read.
+        self._compat_srctree = os.path.realpath(srctree)
         self._probe_runner = probes.ProbeRunner(guard=self._guard, srctree=srctree) if allow_shell else None
         saved_shell = kconfiglib._shell_fn
         # Kconfig's table of preprocessor functions picks this up while it initialises.
@@ -584,19 +586,31 @@ class CompatKconfig(kconfiglib.Kconfig):
         self.transitional_names = frozenset(self._compat_rewriter.transitional)
         del self._compat_rewriter
 
-    def _read_kconfig(self, filename: str) -> str:
-        """A sourced Kconfig file's text: inside the tree, trusted when probes may run, regular, bounded."""
-        srctree = os.path.realpath(self.srctree or ".")
-        real = os.path.realpath(filename)
-        if real != srctree and not real.startswith(srctree + os.sep):
-            where = f"{self.filename}:{self.linenr}: " if self.filename else ""
-            raise KconfigEscape(
-                f"{where}'source' of {filename} leaves the kernel tree {srctree}; kcheck reads only Kconfig files "
-                "inside the tree (as make does): fix that line or the symlink, or pass --no-kconfig"
-            )
-        if self._guard is not None:
-            self._guard.require(filename)
-        return readsafe.read_text(filename, what="Kconfig file", encoding=self._encoding)
+    def _read_kconfig(self, filename: str) -> tuple[str, str]:
+        """A sourced Kconfig file's real path and text: inside the tree, trusted when probes may run, regular, bounded."""
+        srctree = self._compat_srctree
+        # Named first, opened only once known to be a regular file inside the tree: a device is never opened.
+        path_fd = readsafe.open_path(filename)
+        try:
+            real = readsafe.fd_path(path_fd, filename)
+            if real != srctree and not real.startswith(srctree + os.sep):
+                where = f"{self.filename}:{self.linenr}: " if self.filename else ""
+                raise KconfigEscape(
+                    f"{where}'source' of {filename} leaves the kernel tree {srctree}; kcheck reads only Kconfig "
+                    "files inside the tree (as make does): fix that line or the symlink, or pass --no-kconfig"
+                )
+            fd = readsafe.reopen_regular(path_fd, filename, what="Kconfig file")
+        finally:
+            os.close(path_fd)
+        try:
+            if self._guard is not None:
+                reason = self._guard.check_open(real, os.fstat(fd))
+                if reason:
+                    raise trust.Untrusted(reason)
+            data = readsafe.read_fd(fd, filename, what="Kconfig file")
+        finally:
+            os.close(fd)
+        return real, data.decode(self._encoding, "replace")
 
     def _tree_lines(self, relpath: str) -> list[str] | None:
         """The code lines of another Kconfig file of the tree, for the early prefetch (None: unreadable)."""
@@ -610,9 +624,10 @@ class CompatKconfig(kconfiglib.Kconfig):
 
     def _open(self, filename, mode):
         if mode == "r" and getattr(self, "_compat_parsing", False):
-            text = self._compat_rewriter.rewrite(self._read_kconfig(filename), filename)
+            real, text = self._read_kconfig(filename)
+            text = self._compat_rewriter.rewrite(text, filename)
             if self._probe_runner is not None and ("$(" in text or "source" in text):
-                relpath = os.path.relpath(os.path.realpath(filename), os.path.realpath(self.srctree or "."))
+                relpath = os.path.relpath(real, self._compat_srctree)
                 self._probe_runner.enter(self, relpath, code_lines(text), os.environ.get("SRCARCH", ""),
                                          self._tree_lines)
             return io.StringIO(text)

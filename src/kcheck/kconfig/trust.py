@@ -49,19 +49,31 @@ class TrustGuard:
 
     def check(self, path: Path | str) -> str | None:
         """Why ``path`` (in the tree) and the directories above it up to the tree are not trusted, or None."""
-        real = os.path.realpath(path)
+        return self._check_real(os.path.realpath(path), path)
+
+    def check_open(self, real: str, info: os.stat_result) -> str | None:
+        """:meth:`check` for a file already open: ``real`` is its resolved path, ``info`` its ``fstat``."""
+        if real == self.srctree:
+            return self._verdict(real, info)
+        return self._check_real(os.path.dirname(real), real) or self._verdict(real, info)
+
+    def _check_real(self, real: str, shown: Path | str) -> str | None:
         if real != self.srctree and not real.startswith(self.srctree + os.sep):
-            return f"{path} is outside the kernel tree {self.srctree}: its $(shell,...) Kconfig probes were not run"
-        parts = Path(os.path.relpath(real, self.srctree)).parts if real != self.srctree else ()
-        current = self.srctree
-        for part in ("",) + tuple(p for p in parts if p != "."):
-            current = os.path.join(current, part) if part else current
-            reason = self._checked.get(current, "unchecked")
-            if reason == "unchecked":
-                reason = self._checked[current] = self._why(current)
-            if reason:
-                return reason
-        return None
+            return f"{shown} is outside the kernel tree {self.srctree}: its $(shell,...) Kconfig probes were not run"
+        # Walk up to the nearest path judged before (or the tree's top), then judge the rest top down:
+        # an untrusted directory makes everything below it untrusted.
+        chain = []
+        current = real
+        while current not in self._checked:
+            chain.append(current)
+            if current == self.srctree:
+                break
+            current = os.path.dirname(current)
+        reason = self._checked.get(current)
+        for path in reversed(chain):
+            reason = reason or self._why(path)
+            self._checked[path] = reason
+        return reason
 
     def require(self, path: Path | str) -> None:
         """Raise :class:`Untrusted` unless :meth:`check` passes."""
@@ -74,6 +86,9 @@ class TrustGuard:
             info = os.lstat(path)
         except OSError:
             return None  # nothing there: nothing of it can run
+        return self._verdict(path, info)
+
+    def _verdict(self, path: str, info: os.stat_result) -> str | None:
         if info.st_uid not in self.uids:
             return (
                 f"{path} belongs to uid {info.st_uid}, not to root or the invoking user: the tree's $(shell,...) "

@@ -193,8 +193,8 @@ def expand_pattern(pattern: str) -> list[str]:
     for root, dirs, files in os.walk(base or ".", followlinks=False):
         rel = os.path.relpath(root, base or ".")
         names = [] if rel == "." else rel.split(os.sep)
-        if not recursive and len(names) >= len(wanted):
-            dirs[:] = []
+        if not recursive and len(names) + 1 >= len(wanted):
+            dirs[:] = []  # deeper files cannot match a pattern without **
         dirs.sort()
         for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
             if _matches(wanted, names + [name]):

@@ -92,7 +92,10 @@ def write_atomic(path: Path, data: bytes | str, *, backup: bool = True, expected
         except OSError as exc:
             raise InputError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
         with signals_deferred():
-            return _replace(target, directory, data, old, backup)
+            saved = _replace(target, directory, data, old, backup)
+    if saved is not None and target == Path(os.path.abspath(path)):
+        saved = backup_path(path)  # no symlink on the way: name the backup as the caller named the file
+    return saved
 
 
 def check_target(path: Path) -> Path:

@@ -279,7 +279,20 @@ def part_top(tree: Path, marker: Path) -> None:
     _owned_by_stranger(tree)
 
 
-UNTRUSTED_PARTS = [part_dir, part_file, part_world_writable, part_directory_above, part_probe_script, part_top]
+def part_script_neighbour(tree: Path, marker: Path) -> None:
+    """A trusted probe script that runs the file beside it, which another user owns."""
+    scripts = tree / "scripts"
+    scripts.mkdir(exist_ok=True)
+    (scripts / "probe.sh").write_text('#!/bin/sh\n"$(dirname "$0")/helper.sh"\n')
+    (scripts / "helper.sh").write_text(f"#!/bin/sh\ntouch {marker}\necho y\n")
+    for name in ("probe.sh", "helper.sh"):
+        (scripts / name).chmod(0o755)
+    _owned_by_stranger(scripts / "helper.sh")
+    (tree / "fs/Kconfig").write_text("config PROBE\n\tdef_bool $(shell,$(srctree)/scripts/probe.sh)\n")
+
+
+UNTRUSTED_PARTS = [part_dir, part_file, part_world_writable, part_directory_above, part_probe_script,
+                   part_script_neighbour, part_top]
 
 
 @pytest.mark.parametrize("untrusted", UNTRUSTED_PARTS, ids=lambda f: f.__name__)

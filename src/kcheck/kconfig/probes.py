@@ -143,7 +143,7 @@ class ProbeRunner:
     def _allow(self, command: str) -> None:
         if self.guard is not None and self._tree_path is not None:
             for path in self._tree_path.findall(command):
-                self.guard.require(path)
+                self.guard.require_script(path)
 
     def enter(self, kconf, relpath: str, code_lines: list[str], srcarch: str, read_lines) -> None:
         """The parse is entering the Kconfig file ``relpath``: start its probes and the early ones now known.

@@ -81,6 +81,30 @@ class TrustGuard:
         if reason:
             raise Untrusted(reason)
 
+    def require_script(self, path: Path | str) -> None:
+        """Raise :class:`Untrusted` unless the script ``path`` and every file beside it are trusted.
+
+        The tree's probe scripts run their neighbours (``scripts/cc-version.sh``
+        runs ``$(dirname $0)/min-tool-version.sh``): a script is only as
+        trustworthy as its directory's other files.
+        """
+        self.require(path)
+        directory = os.path.dirname(os.path.realpath(path))
+        key = directory + os.sep
+        if key not in self._checked:
+            self._checked[key] = None
+            try:
+                with os.scandir(directory) as entries:
+                    for entry in entries:
+                        reason = self._verdict(entry.path, entry.stat(follow_symlinks=False))
+                        if reason:
+                            self._checked[key] = reason
+                            break
+            except OSError:
+                pass
+        if self._checked[key]:
+            raise Untrusted(self._checked[key])
+
     def _why(self, path: str) -> str | None:
         try:
             info = os.lstat(path)

@@ -15,7 +15,6 @@ gzip-compressed (``/proc/config.gz``).
 
 from __future__ import annotations
 
-import gzip
 import re
 import zlib
 from dataclasses import dataclass, field

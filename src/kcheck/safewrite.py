@@ -154,11 +154,6 @@ def resolve_target(path: Path) -> Path:
     return Path(current)
 
 
-def refuse_planted_symlink(path: Path) -> None:
-    """Raise :class:`InputError` when a component of ``path`` is a symlink planted by someone else."""
-    resolve_target(path)
-
-
 def _refuse_planted(path: Path, candidate: str, link: os.stat_result, directory: str) -> None:
     try:
         holder = os.stat(directory)

@@ -7,6 +7,7 @@ other intents are subcommands, imported only when used (see
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -83,6 +84,27 @@ class LazyGroup(click.Group):
             # Output piped into `head` and closed: not an error worth a traceback.
             sys.stderr.close()
             ctx.exit(EXIT_USAGE)
+        except OSError as exc:
+            if exc.errno not in _OUTPUT_ERRORS:
+                raise
+            # stdout on a full disk (/dev/full), over quota or on a failing device.
+            _drop_stdout()
+            click.echo(f"kcheck: cannot write the output ({exc.strerror}); free some space or write elsewhere", err=True)
+            ctx.exit(EXIT_USAGE)
+
+
+#: errno values of a failed write to stdout that a user causes (not a bug in kcheck).
+_OUTPUT_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null so that the unwritable buffer is not flushed again at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def use_colour() -> bool | None:
@@ -112,7 +134,7 @@ path_option = click.Path(path_type=Path)
               "unknown (some rules not applied).")
 @click.option("--verbose", "-v", is_flag=True, help="List the items that hold and the skipped ones too.")
 @click.option("--no-kconfig", is_flag=True, help="Read the .config as written, without the Kconfig tree.")
-@click.option("--no-shell", is_flag=True, help="Never run the tree's $(shell,...) Kconfig macros.")
+@click.option("--no-shell", is_flag=True, help="Run nothing: no $(shell,...) Kconfig macro of the tree, no $CC --version.")
 @click.option("--no-host", is_flag=True, help="Check only the configuration, not this machine (docker's settings, "
               "filesystem, installed and booted kernel, modules).")
 @click.version_option(package_name="kcheck")

@@ -166,13 +166,52 @@ def discover(arguments: Sequence[str]) -> list[LintResult]:
         elif not glob.has_magic(argument):
             found.append(LintResult(path, error=f"{path} does not exist; check the path"))
         else:
-            matches = sorted(glob.glob(argument, recursive=True))
-            files = [Path(m) for m in matches if not Path(m).is_dir()]
+            files = [Path(m) for m in expand_pattern(argument) if not Path(m).is_dir()]
             for match in files:
                 add(match)
             if not files:
                 found.append(LintResult(path, error=f"the pattern {argument} matches no file; check it (quote it to let kcheck expand it)"))
     return found
+
+
+def expand_pattern(pattern: str) -> list[str]:
+    """The files a glob names (``**`` recurses), sorted; symlinked directories are never entered.
+
+    Like the shell's globstar, but a symlink to a directory is not followed
+    (``glob.glob`` follows them, and a symlink loop makes it run without end).
+    Hidden names match only a pattern part that starts with a dot.
+    """
+    parts = pattern.split("/")
+    fixed = 0
+    while fixed < len(parts) - 1 and not glob.has_magic(parts[fixed]):
+        fixed += 1
+    base, wanted = "/".join(parts[:fixed]), [p for p in parts[fixed:] if p]
+    if pattern.startswith("/") and not base:
+        base = "/"
+    recursive = "**" in wanted
+    found = []
+    for root, dirs, files in os.walk(base or ".", followlinks=False):
+        rel = os.path.relpath(root, base or ".")
+        names = [] if rel == "." else rel.split(os.sep)
+        if not recursive and len(names) + 1 >= len(wanted):
+            dirs[:] = []  # deeper files cannot match a pattern without **
+        dirs.sort()
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            if _matches(wanted, names + [name]):
+                found.append(os.path.join(base, *names, name) if base else os.path.join(*names, name))
+    return sorted(found)
+
+
+def _matches(pattern: list[str], names: list[str]) -> bool:
+    if not pattern:
+        return not names
+    if pattern[0] == "**":
+        if _matches(pattern[1:], names):
+            return True
+        return bool(names) and not names[0].startswith(".") and _matches(pattern, names[1:])
+    if not names or (names[0].startswith(".") and not pattern[0].startswith(".")):
+        return False
+    return fnmatch.fnmatchcase(names[0], pattern[0]) and _matches(pattern[1:], names[1:])
 
 
 # Per-process state: set in the parent before the pool forks, so workers inherit it.
@@ -296,7 +335,7 @@ def run_lint(
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
               help="Worker processes; 0 means one per CPU.")
 @click.option("--strict", is_flag=True, help="Count missing recommended items as failures too.")
-@click.option("--no-shell", is_flag=True, help="With --kernel-dir: never run the tree's $(shell,...) Kconfig macros.")
+@click.option("--no-shell", is_flag=True, help="With --kernel-dir: run nothing (no $(shell,...) Kconfig macro, no $CC --version).")
 @click.option("--verbose", "-v", is_flag=True, help="Text format: the full report of every file.")
 @click.argument("configs", nargs=-1, required=True, metavar="CONFIG...")
 @click.pass_context

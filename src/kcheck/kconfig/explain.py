@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from pathlib import Path
 
 import click
@@ -26,6 +27,7 @@ from kcheck.completion import complete_symbol
 from kcheck.progress import quiet_option
 
 DEFAULT_KERNEL_DIR = Path("/usr/src/linux")
+_SYMBOL = re.compile(r"(?:CONFIG_)?[A-Za-z0-9_]+")
 
 
 def _pairs(sym, kind: str) -> list[dict]:
@@ -188,6 +190,8 @@ def explain(symbol: str, kernel_dir: Path, config_path: Path | None,
             arch: str | None, fmt: str) -> None:
     """Explain why SYMBOL has its value in a configuration, the way Kconfig decides it."""
     # A KcheckError becomes one "kcheck: ..." line and exit status 2 in the CLI group.
+    if not _SYMBOL.fullmatch(symbol):
+        raise click.UsageError(f"SYMBOL {symbol!r} is not a Kconfig symbol name (letters, digits, _)")
     if not (kernel_dir / "Kconfig").is_file():
         raise InputError(
             f"{kernel_dir}: not a kernel source tree (no Kconfig file); pass --kernel-dir"

@@ -117,6 +117,12 @@ def kernel_conf_6_1(linux_6_1, make_config) -> Path:
     return _conf(linux_6_1, make_config)
 
 
+@pytest.fixture(scope="session")
+def kernel_conf_7_2(linux_7_2, make_config) -> Path:
+    """Like ``kernel_conf``, built from the 7.2 tree (knows ``depends on X if Y``)."""
+    return _conf(linux_7_2, make_config)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_user_cache(tmp_path_factory):
     """Keep kcheck's per-user cache (parsed Kconfig trees) out of the real ~/.cache."""

@@ -424,3 +424,32 @@ def test_kconfiglib_warnings_are_kept_on_the_tree(tmp_path):
     tree.write_config(tmp_path / "out.config")
     assert any("ORDER" in w and "range" in w for w in tree.warnings), tree.warnings
     assert any("BROKEN" in w for w in tree.parse_warnings), tree.parse_warnings
+
+
+def test_a_choice_selection_follows_set_value_on_a_members_dependency(tmp_path):
+    # arch/x86/Kconfig.debug's unwinder choice: UNWINDER_GUESS depends on EXPERT. Turning
+    # EXPERT off (as a fix plan may) must move the selection on, not keep a stale one.
+    kconfig = """\
+        config EXPERT
+        \tbool "expert"
+
+        choice
+        \tprompt "unwinder"
+        \tdefault ORC
+
+        config ORC
+        \tbool "orc"
+
+        config GUESS
+        \tbool "guess"
+        \tdepends on EXPERT
+
+        endchoice
+        """
+    tree = load(tmp_path, kconfig, version="6.12")
+    tree.read(kt.write_config(tmp_path / "in.config",
+                              "CONFIG_EXPERT=y\n# CONFIG_ORC is not set\nCONFIG_GUESS=y\n"))
+    kconf = tree.kconf
+    assert kconf.syms["GUESS"].str_value == "y"
+    kconf.syms["EXPERT"].set_value("n")
+    assert (kconf.syms["ORC"].str_value, kconf.syms["GUESS"].str_value) == ("y", "n")

@@ -328,6 +328,9 @@ def _linux611_selection(choice):
     (see :meth:`CompatKconfig._propagate_deps`). (kconfiglib, like older
     kernels, ignores an explicit n on the default and always falls back to it.)
     """
+    # The choice's own visibility plays no part here, but kconfiglib's invalidation only
+    # reaches items whose visibility is cached: without it the selection would go stale.
+    choice.visibility  # noqa: B018
     order = getattr(choice.kconfig, "assignment_order", None) or {}  # name -> sequence number
     members = list(choice.syms)
     assigned = sorted((m for m in members if m.name in order), key=lambda m: -order[m.name])

@@ -107,7 +107,7 @@ def check_location(
         findings=findings,
         problems=problems,
         tree=location.tree,
-        kconfig_warnings=getattr(source, "warnings", list),
+        kconfig_warnings=list(getattr(getattr(source, "tree", None), "warnings", [])),
     )
 
 

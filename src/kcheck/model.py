@@ -20,7 +20,6 @@ Symbol names never carry the ``CONFIG_`` prefix inside kcheck.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -171,9 +170,9 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     problems: list[InputProblem] = field(default_factory=list)
     tree: Path | None = None
-    #: Returns kconfiglib's warnings about the tree and this configuration (none when read
-    #: plainly); a call, because collecting them means evaluating every symbol.
-    kconfig_warnings: Callable[[], list[str]] = list
+    #: kconfiglib's warnings while parsing the tree and evaluating what this check looked at
+    #: (none when read plainly).
+    kconfig_warnings: list[str] = field(default_factory=list)
 
     def failed(self, strict: bool = False) -> bool:
         """True when a required item fails (or, with ``strict``, a recommended one).

@@ -58,7 +58,7 @@ def render(report: Report, *, verbose: bool = False, strict: bool = False) -> st
         where = f"{problem.path}:{problem.line}" if problem.line else str(problem.path)
         out.append(click.style(f"input: {where}: {problem.message}", fg="yellow"))
     if verbose:
-        out += [f"kconfiglib: {' '.join(w.split())}" for w in report.kconfig_warnings()]
+        out += [f"kconfiglib: {' '.join(w.split())}" for w in report.kconfig_warnings]
     shown = {Status.FAIL, Status.WARN, Status.INFO}
     if verbose:
         shown |= {Status.OK, Status.SKIP}

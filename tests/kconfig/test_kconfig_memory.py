@@ -15,12 +15,14 @@ import pytest
 pytestmark = pytest.mark.realtree
 
 LOADS = """
-import resource, sys
+import sys
 from pathlib import Path
 from kcheck.kconfig import KconfigTree
 
 def peak_kib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM belongs to this process image; ru_maxrss would carry the forking parent's peak over.
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
 
 base = peak_kib()
 for _ in range(int(sys.argv[2])):

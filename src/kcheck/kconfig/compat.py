@@ -756,7 +756,8 @@ class CompatKconfig(kconfiglib.Kconfig):
 
     def _fn_val(self, args):
         name = args[0]
-        if name not in self.variables and name not in self._functions and name not in os.environ:
+        if (name not in self.variables and name not in self._functions and name not in os.environ
+                and not name.isdigit()):  # $(2) of a macro called with one argument is no variable
             # An unset environment variable expands to "" and kconfiglib forgets it was
             # asked for; record it, so that setting it later invalidates a cached parse
             # (see kcheck.kconfig.env.key_variables).

@@ -117,6 +117,12 @@ def kernel_conf_6_1(linux_6_1, make_config) -> Path:
     return _conf(linux_6_1, make_config)
 
 
+@pytest.fixture(scope="session")
+def kernel_conf_7_2(linux_7_2, make_config) -> Path:
+    """Like ``kernel_conf``, built from the 7.2 tree (knows ``depends on X if Y``)."""
+    return _conf(linux_7_2, make_config)
+
+
 def pytest_report_header(config):
     """Say once, at the top, where the suite's downloads go and how big the first run's are."""
     return realkernel.cache_summary()

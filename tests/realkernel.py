@@ -319,6 +319,7 @@ def make_config(
     *,
     outdir: Path | None = None,
     arch: str = ARCH,
+    variables: Mapping[str, str] | None = None,
 ) -> Path:
     """Run the kernel's ``make -s O=<outdir> ARCH=<arch> <target>``; return the written ``.config``.
 
@@ -326,7 +327,8 @@ def make_config(
     ``defconfig`` or ``allnoconfig``. ``input_config`` is copied in as the
     starting ``.config`` first. Reusing ``outdir`` keeps the built ``conf``
     (a few seconds per build); by default a fresh directory under the cache
-    is used. The source tree itself is never written to.
+    is used. ``variables`` are more make variables for the command line
+    (``KCONFIG_SEED``, ``PAHOLE``...). The source tree itself is never written to.
     """
     ensure_build_tools()
     if outdir is None:
@@ -340,7 +342,8 @@ def make_config(
     else:
         config.unlink(missing_ok=True)
     proc = subprocess.run(
-        ["make", "-s", "-C", str(tree), f"O={outdir}", f"ARCH={arch}", target],
+        ["make", "-s", "-C", str(tree), f"O={outdir}", f"ARCH={arch}",
+         *(f"{name}={value}" for name, value in (variables or {}).items()), target],
         env=oracle_env(),
         capture_output=True,
         text=True,

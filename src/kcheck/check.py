@@ -125,6 +125,7 @@ def check_location(
         findings=findings,
         problems=problems,
         tree=location.tree,
+        kconfig_warnings=list(getattr(getattr(source, "tree", None), "warnings", [])),
     )
 
 

@@ -174,6 +174,9 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     problems: list[InputProblem] = field(default_factory=list)
     tree: Path | None = None
+    #: kconfiglib's warnings while parsing the tree and evaluating what this check looked at
+    #: (none when read plainly).
+    kconfig_warnings: list[str] = field(default_factory=list)
 
     def failed(self, strict: bool = False) -> bool:
         """True when a required item fails (or, with ``strict``, a recommended one).

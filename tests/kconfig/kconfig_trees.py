@@ -223,3 +223,104 @@ TRANSITIONAL = """\
     	transitional
     """
 
+
+# drivers/usb/cdns3/Kconfig (7.2): conditions with '!', lowered through expr_trans_compare.
+NEGATED_CONDITIONAL_DEPENDS = """\
+    config MODULES
+    	bool "modules"
+    	modules
+    	default y
+
+    config USB
+    	tristate "USB"
+
+    config USB_GADGET
+    	tristate "gadget"
+
+    config CDNS
+    	tristate "cdns"
+    	depends on USB if !USB_GADGET
+    	depends on USB_GADGET if !USB
+    	default y
+
+    config BOTH
+    	tristate "both"
+    	depends on USB if !(USB_GADGET && USB != y)
+    	default y
+    """
+
+# mm/Kconfig (7.x): an int symbol without prompt or default, compared with 0.
+INT_WITHOUT_VALUE = """\
+    config FORCE_ORDER
+    	int
+
+    config MASK
+    	hex
+
+    config ORDER
+    	int "order"
+    	range 1 10 if FORCE_ORDER = 0
+    	range 1 FORCE_ORDER
+    	default 10
+
+    config MASK_IS_ZERO
+    	bool "mask is zero"
+    	default y if MASK = 0x0
+    """
+
+# arch/x86/Kconfig's VMSPLIT choice and aufs's 'choice prompt "method" if AUFS_HNOTIFY'.
+CONDITIONAL_CHOICE_PROMPT = """\
+    config EXPERT
+    	bool "expert"
+
+    config X86_32
+    	bool "32-bit"
+    	default y
+
+    choice
+    	prompt "Memory split" if EXPERT
+    	default VMSPLIT_3G
+    	depends on X86_32
+
+    config VMSPLIT_3G
+    	bool "3G/1G"
+
+    config VMSPLIT_2G
+    	bool "2G/2G"
+
+    endchoice
+
+    config PAGE_OFFSET
+    	hex
+    	default 0x80000000 if VMSPLIT_2G
+    	default 0xC0000000
+    """
+
+# drivers/usb/mtu3/Kconfig: a bool choice member inside 'if USB_MTU3' selects a tristate.
+SELECT_FROM_CHOICE_IN_IF = """\
+    config MODULES
+    	bool "modules"
+    	modules
+    	default y
+
+    config USB_ROLE_SWITCH
+    	tristate "role switch"
+
+    config USB_MTU3
+    	tristate "mtu3"
+
+    if USB_MTU3
+    choice
+    	bool "mode"
+    	default USB_MTU3_DUAL_ROLE
+
+    config USB_MTU3_HOST
+    	bool "host"
+
+    config USB_MTU3_DUAL_ROLE
+    	bool "dual role"
+    	select USB_ROLE_SWITCH
+
+    endchoice
+    endif
+    """

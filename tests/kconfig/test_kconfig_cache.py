@@ -136,3 +136,52 @@ def test_cached_real_tree_computes_what_the_fresh_parse_does(tmp_path, kconfig_6
         tree.read(given)
         tree.write_config(tmp_path / f"{name}.config")
     assert (tmp_path / "warm.config").read_text() == (tmp_path / "fresh.config").read_text()
+
+
+def test_an_unset_variable_set_later_rebuilds(tmp_path, monkeypatch):
+    # $(KCHECK_TEST_LATER) expands to "" while unset; setting it must not hit the old parse.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("KCHECK_TEST_LATER", raising=False)
+    root = kt.write_tree(tmp_path / "tree", KCONFIG.replace("KCHECK_TEST_VAR", "KCHECK_TEST_LATER"),
+                         {"sub/Kconfig": SUB})
+    assert values(load(root), tmp_path)[0] == ""
+    assert load(root).from_cache
+    monkeypatch.setenv("KCHECK_TEST_LATER", "now set")
+    tree = load(root)
+    assert not tree.from_cache
+    assert values(tree, tmp_path)[0] == "now set"
+
+
+PAHOLE_KCONFIG = """\
+    config PAHOLE_VERSION
+    \tint
+    \tdefault "$(PAHOLE_VERSION)"
+
+    config BTF
+    \tbool "BTF"
+    \tdefault y
+    \tdepends on PAHOLE_VERSION >= 122
+    """
+
+
+def test_installing_pahole_rebuilds_a_7x_parse(tmp_path, monkeypatch):
+    # 7.x: the Makefile exports PAHOLE_VERSION ("0" without pahole); a parse cached without
+    # pahole must not be used once pahole is there.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("PAHOLE_VERSION", raising=False)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("PAHOLE", str(bindir / "pahole"))
+    root = kt.write_tree(tmp_path / "tree", PAHOLE_KCONFIG, version="7.3")
+    config = kt.write_config(tmp_path / "empty.config", "")
+    tree = load(root)
+    assert tree.env["PAHOLE_VERSION"] == "0"
+    assert tree.read(config).state("BTF").value == "n"
+    pahole = bindir / "pahole"
+    pahole.write_text("#!/bin/sh\necho v1.30\n")
+    pahole.chmod(0o755)
+    tree = load(root)
+    assert not tree.from_cache
+    assert tree.env["PAHOLE_VERSION"] == "130"
+    assert tree.read(config).state("BTF").value == "y"

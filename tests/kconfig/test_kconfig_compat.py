@@ -17,7 +17,13 @@ import kconfig_trees as kt
 import realkernel
 from kcheck.errors import KcheckError
 from kcheck.kconfig import KconfigTree
-from kcheck.kconfig.compat import Rewriter, lower_conditional_depends
+from kcheck.kconfig.compat import (
+    CHOICE_RULES_6_11,
+    INT_HEX_ZERO_6_8,
+    Rewriter,
+    conf_rules_for,
+    lower_conditional_depends,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -211,7 +217,9 @@ def test_conditional_depends_matches_conf_on_the_kernels_definition(
 
 def test_conditional_depends_lowering_text():
     assert lower_conditional_depends("FOO", "BAR") == "(FOO) || BAR = n"
-    assert lower_conditional_depends("A", "!B && C != D") == "(A) || (B = y || C = D)"
+    # expr_trans_compare: "!B = n" is "B != n", "(C != D) = n" is "!(C != D)".
+    assert lower_conditional_depends("A", "!B && C != D") == "(A) || (B != n || !(C != D))"
+    assert lower_conditional_depends("A", "!(B || C)") == "(A) || !((B = n && C = n))"
     assert lower_conditional_depends("A", "$(success,true)") == "(A) || $(success,true) = n"
 
 
@@ -319,3 +327,129 @@ def test_a_choice_member_set_later_wins_like_in_conf(tmp_path):
     assert tree.kconf.syms["C2"].str_value == "n"
     tree.write_config(tmp_path / "out.config")
     assert realkernel.read_assignments(tmp_path / "out.config")["C1"] == "y"
+
+
+# --- what conf changed after kconfiglib, checked against conf before and after ---------------
+
+
+TRIPLES = [f"{u}{g}" for u in "nmy" for g in "nmy"]
+
+
+def _tristates(**values: str) -> str:
+    return "".join(f"CONFIG_{n}={v}\n" if v != "n" else f"# CONFIG_{n} is not set\n"
+                   for n, v in values.items())
+
+
+@pytest.mark.realtree
+@pytest.mark.parametrize("values", TRIPLES)
+def test_negated_conditional_depends_lowers_like_conf_7_2(tmp_path, kernel_conf_7_2, values):
+    # drivers/usb/cdns3/Kconfig (7.2): 'depends on USB if !USB_GADGET' is USB || USB_GADGET != n.
+    tree = load(tmp_path, kt.NEGATED_CONDITIONAL_DEPENDS, version="7.2")
+    cfg = kt.write_config(tmp_path / "in.config", _tristates(USB=values[0], USB_GADGET=values[1]))
+    expected = kt.run_conf(kernel_conf_7_2, tree.srctree, cfg)
+    assert computed(tree, cfg, tmp_path / "out.config") == expected
+
+
+def test_negated_conditional_depends_follows_expr_c_not_the_logic(tmp_path):
+    # With USB_GADGET=m, !USB_GADGET is m (not n), yet conf drops the dependency.
+    tree = load(tmp_path, kt.NEGATED_CONDITIONAL_DEPENDS, version="7.2")
+    src = tree.read(kt.write_config(tmp_path / "in.config", _tristates(USB="n", USB_GADGET="m")))
+    assert src.state("CDNS").value == "m"
+
+
+CONF_CHANGE_CASES = [
+    (kt.INT_WITHOUT_VALUE, ""),
+    (kt.INT_WITHOUT_VALUE, "CONFIG_ORDER=7\n"),
+    (kt.INT_WITHOUT_VALUE, "CONFIG_ORDER=12\n"),
+    (kt.CONDITIONAL_CHOICE_PROMPT, ""),
+    (kt.CONDITIONAL_CHOICE_PROMPT, "CONFIG_VMSPLIT_2G=y\n"),
+    (kt.CONDITIONAL_CHOICE_PROMPT, "CONFIG_EXPERT=y\nCONFIG_VMSPLIT_2G=y\n"),
+    (kt.CONDITIONAL_CHOICE_PROMPT, "# CONFIG_X86_32 is not set\nCONFIG_VMSPLIT_2G=y\n"),
+    (kt.SELECT_FROM_CHOICE_IN_IF, "CONFIG_USB_MTU3=m\n"),
+    (kt.SELECT_FROM_CHOICE_IN_IF, "CONFIG_USB_MTU3=y\n"),
+    (kt.SELECT_FROM_CHOICE_IN_IF, "CONFIG_USB_MTU3=m\nCONFIG_USB_ROLE_SWITCH=y\n"),
+    (kt.SELECT_FROM_CHOICE_IN_IF, "CONFIG_USB_MTU3=m\nCONFIG_USB_MTU3_HOST=y\n"),
+]
+
+
+@pytest.mark.realtree
+@pytest.mark.parametrize("version", ["6.1", "6.12"])
+@pytest.mark.parametrize(("kconfig", "config"), CONF_CHANGE_CASES)
+def test_conf_changes_match_each_kernels_conf(tmp_path, request, version, kconfig, config):
+    # The same tree and .config give different results with 6.1's and 6.12's conf; kcheck
+    # follows whichever the tree has (here: the version in its Makefile).
+    conf = request.getfixturevalue("kernel_conf_6_1" if version == "6.1" else "kernel_conf")
+    tree = load(tmp_path, kconfig, version=version)
+    cfg = kt.write_config(tmp_path / "in.config", config)
+    expected = kt.run_conf(conf, tree.srctree, cfg)
+    assert computed(tree, cfg, tmp_path / "out.config") == expected
+
+
+def test_int_without_value_is_zero_from_6_8(tmp_path):
+    new = load(tmp_path, kt.INT_WITHOUT_VALUE, name="new", version="6.12")
+    old = load(tmp_path, kt.INT_WITHOUT_VALUE, name="old", version="6.1")
+    cfg = kt.write_config(tmp_path / "in.config", "")
+    assert new.read(cfg).state("ORDER").value == "10"  # 'range 1 10 if FORCE_ORDER = 0' holds
+    # 6.1: FORCE_ORDER is "", so 'range 1 FORCE_ORDER' applies and 10 is clamped to its text, "".
+    assert old.read(cfg).state("ORDER").value == ""
+    assert new.read(cfg).state("MASK_IS_ZERO").value == "y"
+
+
+def test_a_conditional_choice_prompt_hides_no_member_from_6_11(tmp_path):
+    tree = load(tmp_path, kt.CONDITIONAL_CHOICE_PROMPT, version="6.12")
+    src = tree.read(kt.write_config(tmp_path / "in.config", ""))
+    assert src.state("VMSPLIT_3G").value == "y"
+    assert src.state("PAGE_OFFSET").value == "0xC0000000"
+    src = tree.read(kt.write_config(tmp_path / "in2.config", "CONFIG_VMSPLIT_2G=y\n"))
+    assert src.state("PAGE_OFFSET").value == "0x80000000"
+
+
+def test_conf_rules_come_from_the_trees_own_symbol_c(tmp_path):
+    root = kt.write_tree(tmp_path / "t", kt.INT_WITHOUT_VALUE, version="6.1")
+    assert conf_rules_for(root, "6.1") == frozenset()
+    symbol_c = root / "scripts" / "kconfig" / "symbol.c"
+    symbol_c.parent.mkdir(parents=True)
+    symbol_c.write_text('case S_INT:\n\t\tnewval.val = "0";\n')  # a 6.1 tree with the 6.8 change backported
+    assert conf_rules_for(root, "6.1") == {INT_HEX_ZERO_6_8}
+    symbol_c.write_text("")
+    assert conf_rules_for(root, "6.12") == frozenset()  # the file, not the version, decides
+    symbol_c.unlink()
+    assert conf_rules_for(root, "6.12") == {INT_HEX_ZERO_6_8, CHOICE_RULES_6_11}
+
+
+def test_kconfiglib_warnings_are_kept_on_the_tree(tmp_path):
+    tree = load(tmp_path, kt.INT_WITHOUT_VALUE + "\nconfig BROKEN\n\tbool \"b\"\n\tselect FORCE_ORDER\n",
+                version="6.12")
+    tree.read(kt.write_config(tmp_path / "in.config", "CONFIG_ORDER=12\n"))
+    tree.write_config(tmp_path / "out.config")
+    assert any("ORDER" in w and "range" in w for w in tree.warnings), tree.warnings
+    assert any("BROKEN" in w for w in tree.parse_warnings), tree.parse_warnings
+
+
+def test_a_choice_selection_follows_set_value_on_a_members_dependency(tmp_path):
+    # arch/x86/Kconfig.debug's unwinder choice: UNWINDER_GUESS depends on EXPERT. Turning
+    # EXPERT off (as a fix plan may) must move the selection on, not keep a stale one.
+    kconfig = """\
+        config EXPERT
+        \tbool "expert"
+
+        choice
+        \tprompt "unwinder"
+        \tdefault ORC
+
+        config ORC
+        \tbool "orc"
+
+        config GUESS
+        \tbool "guess"
+        \tdepends on EXPERT
+
+        endchoice
+        """
+    tree = load(tmp_path, kconfig, version="6.12")
+    tree.read(kt.write_config(tmp_path / "in.config",
+                              "CONFIG_EXPERT=y\n# CONFIG_ORC is not set\nCONFIG_GUESS=y\n"))
+    kconf = tree.kconf
+    assert kconf.syms["GUESS"].str_value == "y"
+    kconf.syms["EXPERT"].set_value("n")
+    assert (kconf.syms["ORC"].str_value, kconf.syms["GUESS"].str_value) == ("y", "n")

@@ -6,7 +6,16 @@ import pytest
 
 import kconfig_trees as kt
 from kcheck.errors import KcheckError
-from kcheck.kconfig.env import arch_from_config, kconfig_env, kernel_version, srcarch, subarch
+from kcheck.kconfig.env import (
+    arch_from_config,
+    kconfig_env,
+    kernel_version,
+    key_variables,
+    makefile_probes,
+    pahole_version,
+    srcarch,
+    subarch,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,3 +87,44 @@ def test_arch_from_config_header(tmp_path):
     cfg.write_text("CONFIG_A=y\n")
     assert arch_from_config(cfg) is None
     assert arch_from_config(tmp_path / "missing") is None
+
+
+def test_pahole_version_as_the_kernels_script_prints_it():
+    assert pahole_version(None) == "0"  # scripts/pahole-version.sh: no such executable
+    assert pahole_version("v1.30") == "130"
+    assert pahole_version("v1.24") == "124"
+    assert pahole_version("") == ""  # there, but printing nothing
+
+
+@pytest.mark.parametrize(("series", "expected"), [
+    ("6.1", ["CC_VERSION_TEXT"]),
+    ("6.12", ["CC_VERSION_TEXT", "RUSTC_VERSION_TEXT"]),
+    ("7.2", ["CC_VERSION_TEXT", "RUSTC_VERSION_TEXT", "PAHOLE_VERSION"]),
+    ("7.3", ["CC_VERSION_TEXT", "RUSTC_VERSION_TEXT", "PAHOLE_VERSION"]),
+])
+def test_each_trees_makefile_says_what_it_computes(series, expected):
+    import realkernel
+
+    try:
+        tree = realkernel.source_tree(series)
+    except realkernel.Unavailable as exc:
+        pytest.skip(str(exc))
+    assert makefile_probes(tree, "0.0") == expected
+
+
+def test_7x_always_exports_pahole_version(tmp_path):
+    root = kt.write_tree(tmp_path / "t", "", version="7.3")
+    env = kconfig_env(root, "x86_64", {"PATH": "/nonexistent"})
+    assert env["PAHOLE_VERSION"] == "0"  # not "" and not missing: pahole-version.sh's answer
+    assert "PAHOLE_VERSION" not in kconfig_env(kt.write_tree(tmp_path / "o", "", version="6.1"),
+                                               "x86_64", {"PATH": "/nonexistent"})
+
+
+def test_the_cache_key_holds_every_exported_and_referenced_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv("KCHECK_UNSET_HERE", raising=False)
+    root = kt.write_tree(tmp_path / "t", "", version="7.3")
+    env = kconfig_env(root, "x86_64", {"PATH": "/nonexistent"})
+    key = key_variables(env, {"CC", "KCHECK_UNSET_HERE"})
+    assert set(env) <= set(key)
+    assert key["PAHOLE_VERSION"] == "0"
+    assert key["KCHECK_UNSET_HERE"] is None

@@ -123,3 +123,24 @@ def test_explain_needs_a_tree_and_a_config(tmp_path, linux_6_12):
     result = CliRunner().invoke(main, ["explain", "BTRFS_FS", "--kernel-dir", str(linux_6_12)])
     assert result.exit_code == 2
     assert f"{linux_6_12}/.config: no such configuration file" in result.output
+
+
+def test_explain_and_verbose_show_kconfiglibs_warnings(tmp_path):
+    import kconfig_trees as kt
+
+    broken = "\nconfig BROKEN\n\tbool \"b\"\n\tselect FORCE_ORDER\n"
+    tree = kt.write_tree(tmp_path / "tree", kt.INT_WITHOUT_VALUE + broken)
+    config = kt.write_config(tmp_path / "in.config", "CONFIG_ORDER=12\n")
+    warning = r"kconfiglib: .*user value 12 on the int symbol ORDER .* outside the active range"
+    result = explain(tree, config, "ORDER")
+    assert result.exit_code == 0, result.output
+    assert re.search(warning, result.output), result.output
+    assert "kconfiglib:" not in explain(tree, config, "MASK_IS_ZERO").output  # only its own warnings
+
+    # The check shows the parse's warnings and those of the symbols it evaluated.
+    parse_warning = r"kconfiglib: .*BROKEN .*selects the int symbol FORCE_ORDER"
+    check = ["--config", str(config), "--kernel-dir", str(tree), "--no-host", "--driver", "vfs"]
+    quiet = CliRunner().invoke(main, check)
+    verbose = CliRunner().invoke(main, [*check, "--verbose"])
+    assert not re.search(parse_warning, quiet.output)
+    assert re.search(parse_warning, verbose.output), verbose.output

@@ -6,8 +6,10 @@ before any ``.config`` is loaded, only depends on
 
 - the Kconfig files kconfiglib read (``kconf.kconfig_filenames``): their
   paths, modification times (ns) and sizes, and
-- the environment variables the Kconfig files referenced (``kconf.env_vars``,
-  e.g. ``CC``, ``SRCARCH``, ``CC_VERSION_TEXT``) and their values,
+- the environment: every variable the Makefile exports to Kconfig and every
+  one the Kconfig files referenced, set or not (``CC``, ``SRCARCH``,
+  ``CC_VERSION_TEXT``, ``PAHOLE_VERSION``...; see
+  :func:`kcheck.kconfig.env.key_variables`), and their values,
 
 plus the parse options (arch, whether ``$(shell,...)`` ran) and the versions
 of kconfiglib and of this format. Those make up the *stamp* stored in front
@@ -38,8 +40,10 @@ from pathlib import Path
 
 import kconfiglib
 
+from kcheck.kconfig.env import key_variables
+
 #: Bump when the pickled layout or the compat layer's parse output changes.
-FORMAT = 3
+FORMAT = 4
 
 
 def cache_dir() -> Path:
@@ -74,7 +78,7 @@ def stamp(kconf: kconfiglib.Kconfig, env: Mapping[str, str]) -> dict:
         "kconfiglib": kconfiglib.__version__ if hasattr(kconfiglib, "__version__") else "14.1.0",
         "python": sys.version_info[:2],
         "files": _file_stamps(kconf.srctree, kconf.kconfig_filenames),
-        "env": {name: env.get(name, os.environ.get(name)) for name in sorted(kconf.env_vars)},
+        "env": key_variables(env, kconf.env_vars),
     }
 
 

@@ -1,9 +1,15 @@
-"""Teach the frozen kconfiglib 14.1.0 the Kconfig syntax Linux added after it.
+"""Teach the frozen kconfiglib 14.1.0 the Kconfig that Linux's ``conf`` speaks today.
 
-kconfiglib's last release (2020) stops parsing current kernels at three
-constructs. This module rewrites them, line by line as each Kconfig file is
-read, into syntax kconfiglib knows with the same meaning; every rewrite keeps
-the physical line count, so file:line locations stay those of the real file.
+kconfiglib's last release (2020) follows the ``conf`` of Linux 5.x. Since then
+the kernel changed both what its Kconfig files may say (syntax) and how
+``conf`` computes values (evaluation). This module adapts kconfiglib to both,
+and is organised by the kernel version that made each change, so the next
+one has an obvious home: a syntax change is a rewrite in :class:`Rewriter`;
+an evaluation change is a :class:`ConfChange` in :data:`CONF_CHANGES` plus the
+rule it switches on.
+
+Syntax (each rewrite keeps the physical line count, so file:line locations
+stay those of the real file):
 
 ``modules`` (Linux >= 5.13)
     A bare attribute on ``config MODULES`` marking it as the symbol that
@@ -19,19 +25,23 @@ the physical line count, so file:line locations stay those of the real file.
     which the evaluation rules below consult.
 
 ``depends on X if Y`` (Linux >= 7.0)
-    The kernel defines it as ``depends on X || (Y = n)``: the dependency is
-    dropped only when Y is *n*. That is not ``!Y || X``: with Y = m, ``!Y``
-    is m and would let the symbol be a module although X is n. kconfiglib
-    only compares symbols (``A = n``), so "Y evaluates to n" is spelled out
-    by pushing ``= n`` through Y's operators (``A && B`` is n when A or B is
-    n, ``!A`` is n when A is y, a comparison is n when its negation holds).
+    scripts/kconfig/menu.c (menu_add_dep) turns it into
+    ``X || expr_trans_compare(Y, E_EQUAL, n)``: the dependency is dropped
+    when "Y = n" as expr.c spells it out, by pushing ``= n`` through Y's
+    operators (``A && B`` becomes ``A = n || B = n``, ``!A`` becomes
+    ``A != n``, a comparison ``C`` becomes ``!C``). That is not the same as
+    "Y evaluates to n": with ``Y = !A`` and A = m, ``A != n`` holds although
+    ``!A`` is m. :func:`lower_conditional_depends` follows expr.c exactly.
 
-Parsing is half of it: ``conf`` also *evaluates* differently from kconfiglib
-since 2020, and :class:`CompatKconfig` follows the kernel there too:
+Evaluation (each read off the tree's own ``scripts/kconfig`` sources, see
+:func:`conf_rules_for`, so a patched or backported ``conf`` is followed too):
 
 - ``imply`` (all Linux 6.x): see :func:`_linux6_tri_value`;
-- choices (Linux >= 6.11, read off the tree's own ``conf`` sources): see
-  :func:`_linux611_selection`.
+- int/hex symbols without a value are ``0``/``0x0`` (Linux >= 6.8,
+  :data:`INT_HEX_ZERO_6_8`);
+- choices (Linux >= 6.11, :data:`CHOICE_RULES_6_11`): members depend on the
+  choice's ``depends on`` only, not on its prompt; and the member is picked
+  by assignment order, see :func:`_linux611_selection`.
 
 kconfiglib checks ``obj.__class__ is Symbol`` throughout, so these rules are
 installed on kconfiglib's own classes and apply only to a ``CompatKconfig``;
@@ -44,6 +54,8 @@ import io
 import itertools
 import os
 import re
+from dataclasses import dataclass
+from pathlib import Path
 
 import kconfiglib
 
@@ -141,10 +153,81 @@ def _tri_value(sym):
 
 
 def _str_value(sym):
+    if sym._cached_str_val is not None:
+        return sym._cached_str_val
     if _is_transitional(sym) and sym.orig_type not in kconfiglib._BOOL_TRISTATE:
         # Promptless, yet the old value passes through.
-        return sym.user_value if sym.user_value is not None else ""
-    return _BASE_STR_VALUE(sym)
+        val = sym.user_value if sym.user_value is not None else ""
+    else:
+        val = _BASE_STR_VALUE(sym)
+    if sym.orig_type in _INT_HEX_ZERO and sym.kconfig.__class__ is CompatKconfig:
+        val = sym._cached_str_val = _linux6_int_hex_value(sym, val)
+    return val
+
+
+#: The value conf >= 6.8 gives an int/hex symbol that has none.
+_INT_HEX_ZERO = {kconfiglib.INT: "0", kconfiglib.HEX: "0x0"}
+
+
+def _linux6_int_hex_value(sym, val: str) -> str:
+    """An int/hex symbol's value as conf computes it, from kconfiglib's ``val``.
+
+    - Linux >= 6.8 (:data:`INT_HEX_ZERO_6_8`), scripts/kconfig/symbol.c
+      sym_calc_value(): 'case S_INT: newval.val = "0";' and 'case S_HEX:
+      newval.val = "0x0";' before any default is looked at, where kconfiglib
+      (and 6.1) has "". It shows in comparisons: mm/Kconfig's
+      ``range 1 10 if ARCH_FORCE_MAX_ORDER = 0`` (7.x).
+    - All Linux 6.x, symbol.c sym_validate_range(): a default outside the
+      active range becomes the bound's own text ('sym->curr.val =
+      range_sym->curr.val'), where kconfiglib writes the number anew:
+      "" for ``range 1 FOO`` with FOO empty, ``0xFFFF`` rather than ``0xffff``.
+    """
+    initial = _INT_HEX_ZERO[sym.orig_type] if INT_HEX_ZERO_6_8 in sym.kconfig.conf_rules else ""
+    bound = _range_bound(sym, initial)
+    if bound is not None:
+        return bound
+    return val or initial
+
+
+def _range_bound(sym, initial: str) -> str | None:
+    """The text of the range bound conf clamps ``sym``'s default to (None: no clamping)."""
+    expr_value = kconfiglib.expr_value
+    for low, high, cond in sym.ranges:
+        if expr_value(cond):
+            break
+    else:
+        return None
+    base = 10 if sym.orig_type is kconfiglib.INT else 16
+    lo, hi = _strtoll(low.str_value, base), _strtoll(high.str_value, base)
+    if sym.visibility and sym.user_value and lo <= _strtoll(sym.user_value, base) <= hi:
+        return None  # a valid user value in range is used as written
+    text = initial
+    for default, cond in sym.defaults:
+        if expr_value(cond):
+            text = default.str_value
+            break
+    num = _strtoll(text, base)
+    if num < lo:
+        return low.str_value
+    if num > hi:
+        return high.str_value
+    return None
+
+
+def _strtoll(text: str, base: int) -> int:
+    """What the kernel's strtoll() makes of a value: its leading number, 0 when there is none."""
+    match = re.match(r"\s*([-+]?)(0[xX])?([0-9a-fA-F]+)" if base == 16 else r"\s*([-+]?)()([0-9]+)", text)
+    if not match:
+        return 0
+    digits = match.group(3)
+    if base == 10:
+        return int(match.group(1) + digits)
+    return int(match.group(1) + digits, 16)
+
+
+def _conf_rules(kconf) -> frozenset[str]:
+    """The conf rules of ``kconf`` (none for a plain kconfiglib.Kconfig)."""
+    return getattr(kconf, "conf_rules", frozenset()) if kconf.__class__ is CompatKconfig else frozenset()
 
 
 def _config_string(sym):
@@ -162,25 +245,88 @@ def _rec_invalidate_if_has_prompt(sym):
 
 _BASE_SELECTION = kconfiglib.Choice._selection
 
-#: ``CompatKconfig.choice_rules`` value for trees whose ``conf`` picks choice members
-#: the Linux 6.11+ way (see :func:`_linux611_selection`).
+#: ``CompatKconfig.conf_rules`` member: an int symbol without a value is "0", a hex one "0x0".
+INT_HEX_ZERO_6_8 = "linux-6.8-int-hex-zero"
+#: ``CompatKconfig.conf_rules`` member (and ``choice_rules`` value): choices the Linux 6.11 way.
 CHOICE_RULES_6_11 = "linux-6.11"
+
+
+@dataclass(frozen=True)
+class ConfChange:
+    """One change in how the kernel's ``conf`` evaluates, and how to recognise it in a tree."""
+
+    #: The rule :class:`CompatKconfig` applies when a tree's ``conf`` has this change.
+    rule: str
+    #: The first Linux version whose ``conf`` has it (used when the tree lacks ``source``).
+    since: tuple[int, int]
+    #: The ``conf`` source file, relative to the tree, that shows the change.
+    source: str
+    #: Text that file contains from that version on.
+    marker: str
+    #: What changed, in the kernel's words.
+    what: str
+
+
+#: Evaluation changes of ``conf`` since kconfiglib 14.1.0, oldest first. A new
+#: one goes here, with the rule that implements it next to the others below.
+CONF_CHANGES = (
+    ConfChange(
+        INT_HEX_ZERO_6_8, (6, 8), "scripts/kconfig/symbol.c", 'newval.val = "0";',
+        'sym_calc_value() starts an int at "0" and a hex at "0x0", no longer at "" '
+        '("kconfig: default to zero if int/hex symbol lacks default property", 2023-11)',
+    ),
+    ConfChange(
+        CHOICE_RULES_6_11, (6, 11), "scripts/kconfig/symbol.c", "choice_members",
+        "sym_calc_choice() ranks members by assignment (the choice_members list), and "
+        "menu.c's _menu_finalize() gives members the choice menu's dependencies "
+        "(parent->dep), no longer the choice symbol's value",
+    ),
+)
+
+
+def _version_tuple(kernelversion: str) -> tuple[int, int]:
+    numbers = re.findall(r"\d+", kernelversion)[:2]
+    return (int(numbers[0]), int(numbers[1])) if len(numbers) == 2 else (0, 0)
+
+
+def conf_rules_for(srctree, kernelversion: str) -> frozenset[str]:
+    """Return the rules (:data:`CONF_CHANGES`) the tree's own ``conf`` evaluates with.
+
+    Each change is read off the tree's ``scripts/kconfig`` sources, so a
+    backport counts; a tree without that file is judged by ``kernelversion``.
+    """
+    rules = set()
+    texts: dict[str, str | None] = {}
+    for change in CONF_CHANGES:
+        if change.source not in texts:
+            try:
+                texts[change.source] = readsafe.read_text(Path(srctree) / change.source, what="kernel source file")
+            except (OSError, readsafe.InputError):
+                texts[change.source] = None
+        text = texts[change.source]
+        present = change.marker in text if text is not None else _version_tuple(kernelversion) >= change.since
+        if present:
+            rules.add(change.rule)
+    return frozenset(rules)
 
 
 def _linux611_selection(choice):
     """The selected member of a bool choice the way Linux >= 6.11's ``conf`` picks it.
 
-    Members are ranked by assignment: the one assigned last (to y *or* n, in
-    the ``.config`` or later with ``set_value``) first, then the unassigned
-    ones, in Kconfig order. The
-    selection is the first visible member the file sets to y; else the
-    choice's default, unless the file sets that one to n; else the first
-    visible member the file does not mention; else the lowest-ranked visible
-    member. (kconfiglib, like older kernels, ignores an explicit n on the
-    default and always falls back to it.)
+    scripts/kconfig/symbol.c (sym_calc_choice): members are ranked by
+    assignment: the one assigned last (to y *or* n, in the ``.config`` or
+    later with ``set_value``) first, then the unassigned ones, in Kconfig
+    order. The selection is the first visible member the file sets to y;
+    else the choice's default, unless the file sets that one to n; else the
+    first visible member the file does not mention; else the lowest-ranked
+    visible member. The choice's own prompt plays no part: a member is
+    visible through its own prompt, which carries the choice's ``depends on``
+    (see :meth:`CompatKconfig._propagate_deps`). (kconfiglib, like older
+    kernels, ignores an explicit n on the default and always falls back to it.)
     """
-    if choice.tri_value != 2:
-        return None
+    # The choice's own visibility plays no part here, but kconfiglib's invalidation only
+    # reaches items whose visibility is cached: without it the selection would go stale.
+    choice.visibility  # noqa: B018
     order = getattr(choice.kconfig, "assignment_order", None) or {}  # name -> sequence number
     members = list(choice.syms)
     assigned = sorted((m for m in members if m.name in order), key=lambda m: -order[m.name])
@@ -188,7 +334,7 @@ def _linux611_selection(choice):
     for member in ranked:
         if member.visibility and member.user_value == 2:
             return member
-    default = choice._selection_from_defaults()
+    default = choice._selection_from_defaults()  # sym_choice_default()
     if default is not None and default.user_value != 0:
         return default
     for member in members:
@@ -198,22 +344,6 @@ def _linux611_selection(choice):
         if member.visibility:
             return member
     return None
-
-
-def choice_rules_for(srctree, kernelversion: str) -> str | None:
-    """Return the choice rules of the tree's own ``conf`` (read from its symbol.c).
-
-    Linux 6.11 reworked how ``conf`` picks a choice member; a tree's
-    ``scripts/kconfig/symbol.c`` shows which one it has (the new code keeps a
-    ``choice_members`` priority list). Without that file, the version decides.
-    """
-    try:
-        text = readsafe.read_text(srctree / "scripts" / "kconfig" / "symbol.c", what="kernel source file")
-    except (OSError, readsafe.InputError):
-        numbers = re.findall(r"\d+", kernelversion)[:2]
-        major_minor = tuple(int(n) for n in numbers) if len(numbers) == 2 else (0, 0)
-        return CHOICE_RULES_6_11 if major_minor >= (6, 11) else None
-    return CHOICE_RULES_6_11 if "choice_members" in text else None
 
 
 _BASE_SET_VALUE = kconfiglib.Symbol.set_value
@@ -238,8 +368,7 @@ def _unset_value(sym):
 
 
 def _selection(choice):
-    kconf = choice.kconfig
-    if kconf.__class__ is CompatKconfig and getattr(kconf, "choice_rules", None) == CHOICE_RULES_6_11:
+    if CHOICE_RULES_6_11 in _conf_rules(choice.kconfig):
         return _linux611_selection(choice)
     return _BASE_SELECTION(choice)
 
@@ -255,6 +384,15 @@ kconfiglib.Symbol.set_value = _set_value
 kconfiglib.Symbol.set_value.__doc__ = _BASE_SET_VALUE.__doc__
 kconfiglib.Symbol.unset_value = _unset_value
 kconfiglib.Symbol.unset_value.__doc__ = _BASE_UNSET_VALUE.__doc__
+
+
+def _replace(expr, old, new):
+    """``expr`` with every occurrence of the item ``old`` replaced by the expression ``new``."""
+    if expr is old:
+        return new
+    if expr.__class__ is tuple:
+        return (expr[0], *(_replace(operand, old, new) for operand in expr[1:]))
+    return expr
 
 
 def _indent(line: str) -> int:
@@ -310,7 +448,7 @@ def _tokenize_expr(text: str) -> list[str]:
 
 
 # Expression trees: ("sym", text) | ("cmp", op, a, b) | ("not", e) | ("and"/"or", a, b)
-_NEGATED = {"=": "!=", "!=": "=", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
+_COMPARISONS = ("=", "!=", "<", ">=", ">", "<=")
 
 
 class _ExprParser:
@@ -364,14 +502,14 @@ class _ExprParser:
                 raise ValueError("missing ')'")
             return inner
         left = self._atom()
-        if self._peek() in _NEGATED:
+        if self._peek() in _COMPARISONS:
             op = self._take()
             return ("cmp", op, left, self._atom())
         return ("sym", left)
 
     def _atom(self) -> str:
         tok = self._take()
-        if tok in ("&&", "||", "!", "(", ")") or tok in _NEGATED:
+        if tok in ("&&", "||", "!", "(", ")") or tok in _COMPARISONS:
             raise ValueError(f"expected a symbol, got {tok!r}")
         return tok
 
@@ -388,37 +526,37 @@ def _text(expr) -> str:
     return f"({_text(expr[1])}{op}{_text(expr[2])})"
 
 
-def _is_n(expr):
-    """An expression that is y exactly when ``expr`` evaluates to n (else n)."""
-    kind = expr[0]
-    if kind == "sym":
-        return ("cmp", "=", expr[1], "n")
-    if kind == "cmp":
-        return ("cmp", _NEGATED[expr[1]], expr[2], expr[3])
-    if kind == "not":
-        return _is_y(expr[1])
-    if kind == "and":
-        return ("or", _is_n(expr[1]), _is_n(expr[2]))
-    return ("and", _is_n(expr[1]), _is_n(expr[2]))
+def _trans_compare(expr, equal: bool, value: str):
+    """scripts/kconfig/expr.c expr_trans_compare(e, E_EQUAL/E_UNEQUAL, value), for value y or n.
 
-
-def _is_y(expr):
-    """An expression that is y exactly when ``expr`` evaluates to y (else n)."""
+    Spells "``expr`` = value" (``equal``) or "``expr`` != value" as an
+    expression over symbols, pushing the comparison down through the
+    operators the way the kernel does; kcheck only needs it for n
+    (menu.c, menu_add_dep: ``depends on X if Y``).
+    """
     kind = expr[0]
-    if kind == "sym":
-        return ("cmp", "=", expr[1], "y")
-    if kind == "cmp":
-        return expr
+    if kind in ("and", "or"):
+        left = _trans_compare(expr[1], True, value)
+        right = _trans_compare(expr[2], True, value)
+        # "A && B = y" is "A = y && B = y"; "A && B = n" is "A = n || B = n" (and dually for ||).
+        joined = (kind if value == "y" else ("or" if kind == "and" else "and"), left, right)
+        return joined if equal else ("not", joined)
     if kind == "not":
-        return _is_n(expr[1])
-    op = kind
-    return (op, _is_y(expr[1]), _is_y(expr[2]))
+        return _trans_compare(expr[1], not equal, value)
+    if kind == "cmp":
+        # A comparison is y or n: "C = y" is C, "C = n" is !C (and the reverse for !=).
+        return expr if equal == (value == "y") else ("not", expr)
+    return ("cmp", "=" if equal else "!=", expr[1], value)
 
 
 def lower_conditional_depends(dep: str, cond: str) -> str:
-    """Return kconfiglib syntax for ``depends on <dep> if <cond>``: ``(dep) || (cond = n)``."""
+    """Return kconfiglib syntax for ``depends on <dep> if <cond>``.
+
+    Linux >= 7.0, scripts/kconfig/menu.c menu_add_dep():
+    ``dep = expr_alloc_or(dep, expr_trans_compare(cond, E_EQUAL, &symbol_no))``.
+    """
     cond_expr = _ExprParser(_tokenize_expr(cond)).parse()
-    return f"({dep}) || {_text(_is_n(cond_expr))}"
+    return f"({dep}) || {_text(_trans_compare(cond_expr, True, 'n'))}"
 
 
 def _split_if(rest: str) -> tuple[str, str] | None:
@@ -548,11 +686,11 @@ class CompatKconfig(kconfiglib.Kconfig):
     probes run on a thread pool ahead of the parse (:mod:`kcheck.kconfig.probes`).
     """
 
-    def __init__(self, *args, allow_shell: bool = True, choice_rules: str | None = None,
+    def __init__(self, *args, allow_shell: bool = True, conf_rules: frozenset[str] = frozenset(),
                  guard=None, **kwargs) -> None:
-        #: How choices pick their member: :data:`CHOICE_RULES_6_11` or None (kconfiglib's,
-        #: which is also Linux < 6.11's).
-        self.choice_rules = choice_rules
+        #: The evaluation rules of the tree's ``conf`` (rule names of :data:`CONF_CHANGES`,
+        #: see :func:`conf_rules_for`); empty: kconfiglib's own, which is Linux 5.x's.
+        self.conf_rules = frozenset(conf_rules)
         #: choice member name -> sequence number of its last assignment (from a
         #: ``.config`` or ``set_value``); the 6.11 choice rules rank members by it.
         self.assignment_order: dict[str, int] = {}
@@ -621,6 +759,54 @@ class CompatKconfig(kconfiglib.Kconfig):
             return code_lines(readsafe.read_text(path, what="Kconfig file", encoding=self._encoding))
         except (OSError, readsafe.InputError):
             return None
+
+    @property
+    def choice_rules(self) -> str | None:
+        """How choices pick their member: :data:`CHOICE_RULES_6_11`, or None (Linux < 6.11's way)."""
+        return CHOICE_RULES_6_11 if CHOICE_RULES_6_11 in self.conf_rules else None
+
+    def _propagate_deps(self, node, visible_if):
+        super()._propagate_deps(node, visible_if)
+        if node.item.__class__ is kconfiglib.Choice and CHOICE_RULES_6_11 in self.conf_rules:
+            # scripts/kconfig/menu.c (6.11+), _menu_finalize(): a child's dependencies are
+            # 'expr_alloc_and(parent->dep, basedep)' for a choice too, where Linux < 6.11 (and
+            # kconfiglib) used the choice symbol itself. So a member is visible through the
+            # choice's 'depends on' and enclosing ifs/menus, whatever the choice's prompt
+            # condition says ('prompt "Memory split" if EXPERT'), and what it selects is
+            # capped by them ('if USB_MTU3' at m caps a bool member's select at m).
+            choice, deps = node.item, node.dep
+            cur = node.list
+            while cur:
+                cur.dep = _replace(cur.dep, choice, deps)
+                if cur.item.__class__ in (kconfiglib.Symbol, kconfiglib.Choice):
+                    if cur.prompt:
+                        cur.prompt = (cur.prompt[0], _replace(cur.prompt[1], choice, deps))
+                    cur.defaults = [(d, _replace(c, choice, deps)) for d, c in cur.defaults]
+                    cur.ranges = [(lo, hi, _replace(c, choice, deps)) for lo, hi, c in cur.ranges]
+                    cur.selects = [(t, _replace(c, choice, deps)) for t, c in cur.selects]
+                    cur.implies = [(t, _replace(c, choice, deps)) for t, c in cur.implies]
+                elif cur.prompt:
+                    cur.prompt = (cur.prompt[0], _replace(cur.prompt[1], choice, deps))
+                cur = cur.next
+
+    def _add_choice_deps(self):
+        super()._add_choice_deps()  # after kconfiglib's loop check, like its own choice links
+        if CHOICE_RULES_6_11 in self.conf_rules:
+            # With the choice no longer in its members' expressions (see _propagate_deps),
+            # say outright that a member's value follows the choice's selection.
+            for choice in self.unique_choices:
+                for sym in choice.syms:
+                    choice._dependents.add(sym)
+
+    def _fn_val(self, args):
+        name = args[0]
+        if (name not in self.variables and name not in self._functions and name not in os.environ
+                and not name.isdigit()):  # $(2) of a macro called with one argument is no variable
+            # An unset environment variable expands to "" and kconfiglib forgets it was
+            # asked for; record it, so that setting it later invalidates a cached parse
+            # (see kcheck.kconfig.env.key_variables).
+            self.env_vars.add(name)
+        return super()._fn_val(args)
 
     def _open(self, filename, mode):
         if mode == "r" and getattr(self, "_compat_parsing", False):

@@ -5,13 +5,17 @@ the Kconfig files use them: ``$(srctree)`` to find scripts, ``$(CC)`` and
 ``$(LD)`` in ``$(shell,...)`` probes (``CC_IS_GCC``, ``GCC_VERSION``,
 ``CC_HAS_*``, ``LD_VERSION``...), ``$(OBJCOPY)`` for ``X86_X32_ABI``,
 ``$(CC_VERSION_TEXT)`` written verbatim into the ``.config``, ``$(RUSTC)`` and
-``$(BINDGEN)`` for ``RUST_IS_AVAILABLE``, and so on. Kconfiglib reads them
-from ``os.environ``; without them the values differ from the kernel's.
+``$(BINDGEN)`` for ``RUST_IS_AVAILABLE``, ``$(PAHOLE_VERSION)`` for BTF, and
+so on. Kconfiglib reads them from ``os.environ``; without them the values
+differ from the kernel's.
 
 :func:`kconfig_env` derives the same values the way the Makefiles of Linux
-6.x do (``CROSS_COMPILE``, ``LLVM=1``/``LLVM=<prefix>/``/``LLVM=-<suffix>``
+6.x and 7.x do (``CROSS_COMPILE``, ``LLVM=1``/``LLVM=<prefix>/``/``LLVM=-<suffix>``
 respected); any variable already set in the user's environment wins, so
-``CC=clang kcheck ...`` behaves like a Kconfig run with that compiler.
+``CC=clang kcheck ...`` behaves like a Kconfig run with that compiler. What
+the Makefile computes by running a tool (:data:`MAKEFILE_PROBES`) depends on
+the kernel version: a tree gets each such variable when its own Makefile
+defines it. :func:`key_variables` is what a cached parse must be keyed on.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from kcheck import dotconfig, version
+from kcheck import dotconfig, readsafe, version
 from kcheck.errors import KcheckError
 
 #: ``uname -m`` -> the Makefile's SUBARCH (its ``sed`` rules, in order).
@@ -107,16 +111,19 @@ def kernel_version(srctree: Path) -> str:
     return version.kernelversion(fields)
 
 
-def _version_texts(commands: list[tuple[str, bool]], env: Mapping[str, str]) -> list[str]:
-    """First line of each ``<command> --version`` with '#' removed ("" when it cannot run).
+def _first_lines(commands: list[tuple[str, bool]], env: Mapping[str, str]) -> list[str | None]:
+    """First line of each ``<command> --version`` ("" when it prints nothing or fails).
 
-    ``commands`` holds (command, run with LC_ALL=C); they run side by side.
+    ``commands`` holds (command, run with LC_ALL=C); they run side by side. None
+    marks a command that is no executable on ``PATH`` (``command -v`` finds nothing).
     """
     procs: list[subprocess.Popen | None] = []
+    found: list[bool] = []
     for command, c_locale in commands:
         argv = command.split()
         proc = None
-        if argv and shutil.which(argv[0], path=env.get("PATH")) is not None:
+        present = bool(argv) and shutil.which(argv[0], path=env.get("PATH")) is not None
+        if present:
             run_env = dict(env, LC_ALL="C") if c_locale else dict(env)
             try:
                 proc = subprocess.Popen([*argv, "--version"], stdout=subprocess.PIPE,
@@ -124,8 +131,9 @@ def _version_texts(commands: list[tuple[str, bool]], env: Mapping[str, str]) -> 
             except OSError:
                 proc = None
         procs.append(proc)
-    texts = []
-    for proc in procs:
+        found.append(present)
+    texts: list[str | None] = []
+    for proc, present in zip(procs, found):
         lines: list[str] = []
         if proc is not None:
             try:
@@ -133,8 +141,83 @@ def _version_texts(commands: list[tuple[str, bool]], env: Mapping[str, str]) -> 
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.communicate()
-        texts.append(lines[0].replace("#", "") if lines else "")
+        texts.append((lines[0] if lines else "") if present else None)
     return texts
+
+
+#: Variables the top Makefile computes by running a tool and exports to Kconfig (7.x:
+#: "export KBUILD_DEFCONFIG KBUILD_KCONFIG CC_VERSION_TEXT RUSTC_VERSION_TEXT PAHOLE_VERSION"),
+#: with the version from which kcheck assumes them when a tree's Makefile does not say
+#: (:func:`makefile_probes`); :func:`_probe_values` computes them as the Makefile's lines do.
+MAKEFILE_PROBES = {
+    # CC_VERSION_TEXT = $(subst $(pound),,$(shell LC_ALL=C $(CC) --version 2>/dev/null | head -n 1))
+    "CC_VERSION_TEXT": (5, 8),
+    # RUSTC_VERSION_TEXT = $(subst $(pound),,$(shell $(RUSTC) --version 2>/dev/null))
+    # (in 6.12's Makefile, not in 6.1's)
+    "RUSTC_VERSION_TEXT": (6, 12),
+    # PAHOLE_VERSION = $(shell $(srctree)/scripts/pahole-version.sh $(PAHOLE))
+    # (in 7.2's and 7.3's Makefile, not in 6.12's, which ran the script from lib/Kconfig.debug)
+    "PAHOLE_VERSION": (7, 0),
+}
+
+
+def makefile_probes(srctree: Path, kernelversion: str) -> list[str]:
+    """Return the :data:`MAKEFILE_PROBES` variables the tree's top Makefile computes.
+
+    A kernel Makefile shows them (``NAME = $(shell ...)``); for a Makefile
+    that assigns none (a stripped-down tree), ``kernelversion`` decides.
+    """
+    try:
+        # Bounded like every read of the tree (a top Makefile is about 70 KB).
+        text = readsafe.read_head(Path(srctree) / "Makefile", 1 << 20, what="kernel Makefile").decode("utf-8", "replace")
+    except (OSError, KcheckError):
+        text = ""
+    assigned = [name for name in MAKEFILE_PROBES if re.search(rf"^{name}\s*:?=", text, re.M)]
+    if assigned:
+        return assigned
+    numbers = tuple(int(n) for n in re.findall(r"\d+", kernelversion)[:2])
+    return [name for name, since in MAKEFILE_PROBES.items() if numbers >= since]
+
+
+def pahole_version(first_line: str | None) -> str:
+    r"""PAHOLE_VERSION from ``$(PAHOLE) --version``'s first line, as scripts/pahole-version.sh prints it.
+
+    ``None`` means there is no such executable: the script prints "0". Otherwise
+    it rewrites ``v1.30`` as ``130`` (``sed -E 's/v([0-9]+)\.([0-9]+)/\1\2/'``).
+    """
+    if first_line is None:
+        return "0"
+    return re.sub(r"v([0-9]+)\.([0-9]+)", r"\1\2", first_line)
+
+
+def _probe_values(names: list[str], tools: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The :data:`MAKEFILE_PROBES` values for ``names``, computed as the Makefile does (side by side)."""
+    how = {  # name -> (command, LC_ALL=C)
+        "CC_VERSION_TEXT": (tools["CC"], True),
+        "RUSTC_VERSION_TEXT": (tools["RUSTC"], False),
+        "PAHOLE_VERSION": (tools["PAHOLE"], False),
+    }
+    lines = dict(zip(names, _first_lines([how[n] for n in names], environ)))
+    values = {}
+    for name in names:
+        if name == "PAHOLE_VERSION":
+            values[name] = pahole_version(lines[name])
+        else:
+            values[name] = (lines[name] or "").replace("#", "")
+    return values
+
+
+def key_variables(env: Mapping[str, str], referenced) -> dict[str, str | None]:
+    """Return the environment a parse depends on: what a cached parse must be keyed on.
+
+    That is every variable :func:`kconfig_env` exports (``env``), and every
+    other name the Kconfig files referenced as ``$(NAME)`` (``referenced``,
+    ``kconf.env_vars``; kcheck's parser records unset ones too), each with
+    its value now, None when unset. A cached parse is valid only while all of
+    them are unchanged: installing pahole changes PAHOLE_VERSION from "0",
+    setting USERCFLAGS changes probes that were run without it.
+    """
+    return {name: env.get(name, os.environ.get(name)) for name in sorted({*env, *referenced})}
 
 
 def toolchain(environ: Mapping[str, str]) -> dict[str, str]:
@@ -219,13 +302,16 @@ def kconfig_env(
     merged = {**derived, **{k: v for k, v in environ.items() if k in derived and v}}
     if arch:
         merged["ARCH"], merged["SRCARCH"] = the_arch, src_arch  # an explicit arch always wins
-    # As the Makefile computes them: `LC_ALL=C $(CC) --version` and `$(RUSTC) --version`.
-    wanted = [name for name in ("CC_VERSION_TEXT", "RUSTC_VERSION_TEXT") if not environ.get(name) and run_tools]
-    commands = {"CC_VERSION_TEXT": (merged["CC"], True), "RUSTC_VERSION_TEXT": (merged["RUSTC"], False)}
-    texts = dict(zip(wanted, _version_texts([commands[n] for n in wanted], environ)))
-    for name in ("CC_VERSION_TEXT", "RUSTC_VERSION_TEXT"):
-        merged[name] = environ.get(name) or texts.get(name, "")
-    if "clang" in merged["CC_VERSION_TEXT"] and not environ.get("CLANG_FLAGS"):
+    # What this tree's Makefile computes by running tools (CC_VERSION_TEXT, PAHOLE_VERSION...),
+    # always set, "" or "0" included, so that each is part of a cached parse's key. Without
+    # run_tools nothing runs: the values read as the Makefile's for a missing tool.
+    probes = makefile_probes(srctree, derived["KERNELVERSION"])
+    wanted = [name for name in probes if not environ.get(name)] if run_tools else []
+    merged |= {name: environ[name] for name in probes if environ.get(name)}
+    merged |= _probe_values(wanted, merged, environ)
+    for name in probes:
+        merged.setdefault(name, pahole_version(None) if name == "PAHOLE_VERSION" else "")
+    if "clang" in merged.get("CC_VERSION_TEXT", "") and not environ.get("CLANG_FLAGS"):
         merged["CLANG_FLAGS"] = _clang_flags(environ, src_arch)
     elif environ.get("CLANG_FLAGS"):
         merged["CLANG_FLAGS"] = environ["CLANG_FLAGS"]

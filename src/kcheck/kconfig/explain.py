@@ -97,8 +97,15 @@ def facts(tree: KconfigTree, config: Path, symbol: str) -> dict:
             else None
         ),
         "transitional": name in getattr(kconf, "transitional_names", ()),
+        "warnings": warnings_about(source, name),
     }
     return result
+
+
+def warnings_about(source, name: str) -> list[str]:
+    """kconfiglib's warnings (parse and this configuration) that name the symbol ``name``."""
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    return [w for w in source.warnings() if word.search(w)]
 
 
 def _list(items: list[dict], empty: str = "(nothing)") -> list[str]:
@@ -156,6 +163,9 @@ def render_text(info: dict) -> str:
         lines.append(f"  in choice:     {info['choice']['prompt']} (selected: {info['choice']['selection']})")
     if info["note"]:
         lines.append(f"  why:           {info['note']}")
+    for i, warning in enumerate(info["warnings"]):
+        label = "  kconfiglib:    " if i == 0 else "                 "
+        lines.append(f"{label}{' '.join(warning.split())}")
     return "\n".join(lines) + "\n"
 
 

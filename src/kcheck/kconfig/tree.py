@@ -30,7 +30,7 @@ from kcheck import dotconfig, progress
 from kcheck.dotconfig import DotConfig
 from kcheck.errors import InputError, KcheckError
 from kcheck.kconfig import cache, trust
-from kcheck.kconfig.compat import CompatKconfig, choice_rules_for
+from kcheck.kconfig.compat import CompatKconfig, conf_rules_for
 from kcheck.kconfig.env import kconfig_env
 from kcheck.kconfig.why import state_of
 from kcheck.model import SymbolState
@@ -93,6 +93,17 @@ class KconfigSource:
         self.text = text
         self._states: dict[str, SymbolState] = {}
 
+    def warnings(self) -> list[str]:
+        """kconfiglib's warnings about the tree and this configuration, every value computed.
+
+        Evaluating every symbol (what writing the ``.config`` does) costs a
+        tenth of a second on Linux, so only the reports that show these pay it.
+        """
+        self.tree._activate(self)
+        for sym in self.tree.kconf.unique_defined_syms:
+            sym.str_value  # noqa: B018 - evaluation warns as a side effect
+        return self.tree.warnings
+
     def state(self, symbol: str) -> SymbolState:
         """Return Kconfig's value of ``symbol`` (no ``CONFIG_`` prefix), where it was written and why."""
         name = symbol.removeprefix("CONFIG_")
@@ -121,7 +132,19 @@ class KconfigTree:
         self.from_cache = from_cache
         #: Why the tree's ``$(shell,...)`` probes were not run although allowed (None: they ran, or were not wanted).
         self.shell_refused: str | None = None
+        #: What kconfiglib warned about while parsing the tree (file:line: warning: ...).
+        self.parse_warnings: tuple[str, ...] = tuple(kconf.warnings)
         self._active: KconfigSource | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        """kconfiglib's warnings: the parse's, then those of the configuration last read.
+
+        Evaluation warnings (a default clamped to an empty ``range``, a select
+        against unmet dependencies...) appear as the values they concern are
+        computed; after :meth:`write_config` every value has been.
+        """
+        return list(dict.fromkeys([*self.parse_warnings, *self.kconf.warnings]))
 
     @classmethod
     def load(
@@ -170,13 +193,14 @@ class KconfigTree:
         env = kconfig_env(srctree, arch, run_tools=allow_shell)
         check_arch(srctree, env["ARCH"], env["SRCARCH"])
         entry = cache.entry_path(srctree, env["ARCH"], allow_shell)
+        _release_dropped_trees()
         with _environment(env):
             kconf = cache.load(entry, str(srctree), env) if use_cache else None
             from_cache = kconf is not None
             if kconf is None:
                 with progress.step(f"reading the Kconfig files of Linux {env['KERNELVERSION']} in {srctree} for ARCH={env['ARCH']}",
                                    how_often="once per tree; later runs use the cache" if use_cache else "not cached"):
-                    rules = choice_rules_for(srctree, env["KERNELVERSION"])
+                    rules = conf_rules_for(srctree, env["KERNELVERSION"])
                     try:
                         kconf = _parse(srctree, allow_shell, rules)
                     except trust.Untrusted as exc:
@@ -189,6 +213,9 @@ class KconfigTree:
                         kconf = _parse(srctree, allow_shell, rules)
                 if use_cache:
                     cache.store_in_background(entry, kconf, env)
+        # The parse lives as long as the caller keeps it: keep the collector from walking its
+        # ~300k objects again and again (and from tearing them down one by one at exit).
+        gc.freeze()
         tree = cls(srctree, env["ARCH"], env, kconf, allow_shell=allow_shell, from_cache=from_cache)
         tree.shell_refused = shell_refused
         return tree
@@ -292,11 +319,24 @@ def load_text(kconf, filename: str, text: str) -> None:
         kconf._config_text = None
 
 
-def _parse(srctree: Path, allow_shell: bool, choice_rules: str | None):
+def _release_dropped_trees() -> None:
+    """Let the collector free the trees this process parsed before and no longer uses.
+
+    A parse is frozen (``gc.freeze``) and full of reference cycles, so a tree
+    dropped by its caller is only freed once unfrozen and collected: without
+    this, every further load in one process (``lint`` over several arches, a
+    test session) would keep another ~34 MB for good.
+    """
+    if gc.get_freeze_count():
+        gc.unfreeze()
+        gc.collect()
+
+
+def _parse(srctree: Path, allow_shell: bool, conf_rules: frozenset[str]):
     """Parse ``srctree``'s Kconfig with the compat layer; errors name file and line."""
     try:
         kconf = CompatKconfig("Kconfig", warn_to_stderr=False, allow_shell=allow_shell,
-                              choice_rules=choice_rules, guard=trust.TrustGuard(srctree))
+                              conf_rules=conf_rules, guard=trust.TrustGuard(srctree))
     except kconfiglib.KconfigError as exc:
         message = " ".join(str(exc).split())
         raise KcheckError(
@@ -307,9 +347,6 @@ def _parse(srctree: Path, allow_shell: bool, choice_rules: str | None):
             f"{exc.filename or srctree}: cannot read a Kconfig file ({exc.strerror})"
         ) from None
     kconf._readline = None  # a closed file's method; nothing to keep or pickle
-    # The parse lives as long as the process: keep the collector from walking its
-    # ~300k objects again and again (and from tearing them down one by one at exit).
-    gc.freeze()
     kconf.warn_assign_undef = False
     kconf.warn_assign_override = False
     kconf.warn_assign_redun = False

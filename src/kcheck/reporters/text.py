@@ -61,6 +61,8 @@ def render(report: Report, *, verbose: bool = False, strict: bool = False) -> st
     for problem in report.problems:
         where = f"{problem.path}:{problem.line}" if problem.line else str(problem.path)
         out.append(click.style(f"input: {where}: {problem.message}", fg="yellow"))
+    if verbose:
+        out += [f"kconfiglib: {' '.join(w.split())}" for w in report.kconfig_warnings]
     shown = {Status.FAIL, Status.WARN, Status.INFO}
     if verbose:
         shown |= {Status.OK, Status.SKIP}

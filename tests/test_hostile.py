@@ -291,8 +291,14 @@ def part_script_neighbour(tree: Path, marker: Path) -> None:
     (tree / "fs/Kconfig").write_text("config PROBE\n\tdef_bool $(shell,$(srctree)/scripts/probe.sh)\n")
 
 
+def part_script_neighbour_link(tree: Path, marker: Path) -> None:
+    """A root-owned symlink beside the probe script, pointing to a file another user owns."""
+    part_script_neighbour(tree, marker)
+    (tree / "scripts/helper-link").symlink_to("helper.sh")
+
+
 UNTRUSTED_PARTS = [part_dir, part_file, part_world_writable, part_directory_above, part_probe_script,
-                   part_script_neighbour, part_top]
+                   part_script_neighbour, part_script_neighbour_link, part_top]
 
 
 @pytest.mark.parametrize("untrusted", UNTRUSTED_PARTS, ids=lambda f: f.__name__)
@@ -318,6 +324,23 @@ def test_a_trusted_tree_runs_its_probes(work, as_whom):
     proc = kcheck(["-d", "overlay2", "--no-host", "-k", tree], uid)
     assert proc.returncode in (0, 1), proc.stderr
     assert marker.exists()
+    assert "probes were not run" not in proc.stdout + proc.stderr
+
+
+def test_a_symlink_beside_a_probe_script_is_judged_by_its_target(work, as_whom):
+    """Linux 7.3 has scripts/kernel-doc -> kernel-doc.py: a link's mode bits (always 0777) are no reason to refuse."""
+    _, uid = as_whom
+    marker = work / "markers" / "ran"
+    tree = make_tree(work, 'source "fs/Kconfig"\n', {"fs/Kconfig": "config GOOD\n\tdef_bool $(shell,$(srctree)/scripts/probe.sh)\n"})
+    scripts = tree / "scripts"
+    scripts.mkdir(exist_ok=True)
+    (scripts / "probe.sh").write_text(f"#!/bin/sh\ntouch {marker}\necho y\n")
+    (scripts / "probe.sh").chmod(0o755)
+    (scripts / "tool.py").write_text("")
+    (scripts / "tool").symlink_to("tool.py")
+    proc = kcheck(["-d", "overlay2", "--no-host", "-k", tree], uid)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert marker.exists(), proc.stdout + proc.stderr
     assert "probes were not run" not in proc.stdout + proc.stderr
 
 

@@ -97,6 +97,12 @@ class TrustGuard:
                 with os.scandir(directory) as entries:
                     for entry in entries:
                         reason = self._verdict(entry.path, entry.stat(follow_symlinks=False))
+                        if not reason and entry.is_symlink():
+                            # What runs is the link's target (scripts/kernel-doc -> kernel-doc.py).
+                            try:
+                                reason = self._verdict(os.path.realpath(entry.path), os.stat(entry.path))
+                            except OSError:
+                                reason = None  # a dangling link runs nothing
                         if reason:
                             self._checked[key] = reason
                             break
@@ -120,7 +126,9 @@ class TrustGuard:
                 "for an exact evaluation"
             )
         sticky_dir = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
-        if info.st_mode & stat.S_IWOTH and not sticky_dir:
+        # A symlink's own mode is always 0777 and means nothing: its directory decides who may
+        # replace it, and its target is judged as itself.
+        if info.st_mode & stat.S_IWOTH and not sticky_dir and not stat.S_ISLNK(info.st_mode):
             return (
                 f"{path} is writable by every user: the tree's $(shell,...) Kconfig probes were not run "
                 f"(toolchain-dependent symbols read as n); run 'chmod o-w {path}' for an exact evaluation"

@@ -189,16 +189,46 @@ def _describe_goal(kconf: kconfiglib.Kconfig, req: Requirement) -> str:
     return f"{req.symbol} {req.expect}{dep}"
 
 
-def solve(kconf: kconfiglib.Kconfig, goals: Sequence[Wanted], before: dict[str, str]) -> FixPlan:
+def _keep_goal(enc: Encoder, sym: Symbol) -> int:
+    """The literal that says ``sym`` keeps the value it has now (``--keep``)."""
+    a, b = enc.item(sym)
+    return {0: -a, 1: enc.c.and_(a, -b), 2: b}[sym.tri_value]
+
+
+def _kept(sym: Symbol) -> Wanted:
+    """A ``--keep`` as a pseudo-requirement, so that conflicts name it like any other."""
+    value = _value(sym)
+    req = Requirement(symbol=sym.name, expect="not-set" if value == "n" else value,
+                      reason="--keep", severity=Severity.REQUIRED, group="--keep")
+    return Wanted("--keep", req)
+
+
+def _describe(kconf: kconfiglib.Kconfig, goal: Wanted) -> str:
+    if goal.profile == "--keep":
+        return f"{goal.requirement.symbol} stays {_value(kconf.syms[goal.requirement.symbol])} (--keep)"
+    return _describe_goal(kconf, goal.requirement)
+
+
+def user_features(kconf: kconfiglib.Kconfig, syms: Iterable[Symbol]) -> list[Symbol]:
+    """The symbols among ``syms`` that are a user's feature: a prompt, set y or m in the file, and on now."""
+    return [s for s in syms if s.__class__ is Symbol and modelled(s) and s.user_value in (1, 2)
+            and s.tri_value >= 1 and any(node.prompt for node in s.nodes)]
+
+
+def solve(kconf: kconfiglib.Kconfig, goals: Sequence[Wanted], before: dict[str, str],
+          keep: Sequence[str] = ()) -> FixPlan:
     """Plan the fewest changes making ``goals`` hold; replay and leave kconf in the planned state.
 
     On success the returned plan has its changes (without explanations yet);
     otherwise its conflicts. ``kconf`` is left with the plan's user values set.
     ``before`` is :func:`snapshot` of the starting state (for the changes' old values).
+    ``keep`` names symbols whose value must not change (``--keep``); a plan
+    that turns off any other user feature costs more than every plan that does not.
     """
     plan = FixPlan(wanted=list(goals))
+    kept = [kconf.syms[name] for name in keep]
     wanted_syms = [s for g in goals for s in (_defined(kconf, n) for n in g.requirement.names) if s is not None and modelled(s)]
-    enc = encode(kconf, wanted_syms)
+    enc = encode(kconf, wanted_syms + [s for s in kept if modelled(s)])
     selectors: list[tuple[int, Wanted]] = []
     for goal in goals:
         lit, problem = _goal(enc, kconf, goal.requirement)
@@ -208,11 +238,15 @@ def solve(kconf: kconfiglib.Kconfig, goals: Sequence[Wanted], before: dict[str, 
             selectors.append((lit, goal))
     if plan.conflicts:
         return plan
+    selectors += [(_keep_goal(enc, s), _kept(s)) for s in kept if modelled(s)]
     core = _unsat_core(enc, selectors)
     if core is not None:
         names = tuple(g.requirement.symbol for g in core)
-        described = "; ".join(_describe_goal(kconf, g.requirement) for g in core)
-        plan.conflicts.append(Conflict(f"these requirements cannot all hold in this tree: {described}", names))
+        described = "; ".join(_describe(kconf, g) for g in core)
+        lead = "these requirements cannot all hold in this tree"
+        if any(g.profile == "--keep" for g in core):
+            lead = "no plan keeps what --keep names: these cannot all hold in this tree"
+        plan.conflicts.append(Conflict(f"{lead}: {described}", names))
         return plan
 
     decisions = list(enc.model.decisions.values())
@@ -269,6 +303,10 @@ def _blocking(decisions, choices, true) -> list[int]:
 def _objective(enc: Encoder, kconf: kconfiglib.Kconfig, goals: Sequence[int]) -> WCNF:
     """The weighted problem: the circuit and ``goals`` hard, one soft clause per possible change.
 
+    Above everything: turning off a user feature (:func:`user_features` of the
+    cone) costs more than all the other soft clauses together, so a plan that
+    only adds always wins over one that gives something up.
+
     Tie-breaks, each weaker than all before it and all together weaker than one change:
     1. disturb the fewest other values (so BTRFS_FS=m beats a test module that selects it);
     2. keep MODULES as it is (turning it off would make every tristate built in);
@@ -296,6 +334,11 @@ def _objective(enc: Encoder, kconf: kconfiglib.Kconfig, goals: Sequence[int]) ->
         wcnf.append([-modules.changed], weight=w_modules)
     for d in prefer_m:
         wcnf.append([-d.changed, -enc.model.values[d.sym][1]], weight=1)
+    w_lose = sum(wcnf.wght) + 1
+    for sym in user_features(kconf, enc.model.values):
+        on = enc.model.values[sym][0]
+        if on not in (TRUE, FALSE):
+            wcnf.append([on], weight=w_lose)
     for clause in c.clauses:  # last: the tie-breaks above added gates
         wcnf.append(clause)
     return wcnf
@@ -530,6 +573,7 @@ def make_plan(
     *,
     include_recommended: bool = False,
     read: Reader | None = None,
+    keep: Sequence[str] = (),
 ) -> FixPlan:
     """The whole fix flow over a loaded ``kconf``: wanted -> solve -> replay -> verify -> explain.
 
@@ -537,12 +581,13 @@ def make_plan(
     such as the aufs provider are read from it). ``read`` turns a written
     ``.config`` into a :class:`~kcheck.model.ConfigSource` over ``kconf`` for
     the verification (``KconfigTree.read`` on a real tree; by default
-    :func:`plain_reader`). On return ``kconf`` holds the planned
-    configuration when the plan is ok.
+    :func:`plain_reader`). ``keep`` names symbols whose value must stay as it
+    is (each must be defined in the tree). On return ``kconf`` holds the
+    planned configuration when the plan is ok.
     """
     goals = wanted(profiles, ctx, include_recommended=include_recommended)
     before = snapshot(kconf)
-    plan = solve(kconf, goals, before)
+    plan = solve(kconf, goals, before, keep)
     if plan.conflicts:
         return plan
     verify(plan, kconf, ctx, read or plain_reader(kconf))

@@ -1,0 +1,266 @@
+"""The kernel's own ``conf`` as the final word on what ``kcheck fix`` writes.
+
+kcheck plans with kconfiglib; the kernel configures with ``scripts/kconfig/conf``.
+Where the two could differ, the kernel wins: before anything is written, the
+planned file goes through the tree's own ``make olddefconfig`` and what
+``conf`` writes is what kcheck writes (or refuses to, see
+:mod:`kcheck.fix.verified`).
+
+``conf`` is built once per tree and arch in kcheck's per-user cache
+(``$XDG_CACHE_HOME/kcheck/conf/<key>/``), never in the user's tree:
+
+- ``build/`` is make's ``O=`` directory (``conf``, ``fixdep``; no ``.config``:
+  every run names its own file with ``KCONFIG_CONFIG`` in a private temporary
+  directory);
+- ``src/`` is a *shadow* of the tree: symlinks to its entries, minus what an
+  in-tree build leaves behind (``.config``, ``include/config``,
+  ``arch/<SRCARCH>/include/generated``). Gentoo users build in
+  ``/usr/src/linux`` itself, and make refuses an ``O=`` build next to those
+  ("the source tree is not clean"); through the shadow the same sources are
+  read and nothing of the user's is touched.
+
+``conf`` is a program kcheck runs, so the cache directory must be trusted
+the way git trusts a repository: owned by the current user and writable by
+no one else (:func:`trusted`). Runs against one build directory are
+serialised with ``flock`` (make rewrites a few files in ``O=`` on each run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from kcheck.kconfig import cache
+from kcheck.kconfig.env import srcarch
+
+#: What building ``conf`` needs besides the tree (command -> what it is for).
+TOOLS = {"make": "make", "flex": "flex", "bison": "bison"}
+#: Variables of the caller's environment that would point make elsewhere than the private build.
+_UNSET = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "GNUMAKEFLAGS", "KBUILD_OUTPUT", "O",
+          "KCONFIG_CONFIG", "KCONFIG_ALLCONFIG", "KBUILD_EXTMOD", "M", "srctree", "objtree", "KBUILD_SRC")
+#: Marks a build directory whose ``conf`` was built completely.
+_BUILT = ".kcheck-conf-built"
+
+
+class OracleError(Exception):
+    """The kernel's conf cannot be used here; the message says why (a plain sentence)."""
+
+
+def conf_root() -> Path:
+    """Where the per-tree ``conf`` builds live (under kcheck's per-user cache)."""
+    return cache.cache_dir() / "conf"
+
+
+def trusted(path: Path) -> str | None:
+    """Why ``path`` (a directory) must not hold a program kcheck runs, or None when it may.
+
+    It must be a real directory (not a symlink), owned by the current user, and
+    writable by nobody else: otherwise another user could swap ``conf`` for a
+    program of theirs, which kcheck (perhaps as root, inside emerge) would run.
+    """
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror})"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{path} is not a directory"
+    if st.st_uid != os.geteuid():
+        return f"{path} belongs to uid {st.st_uid}, not to the current user"
+    if st.st_mode & 0o022:
+        return f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) as 0700 and check that every level kcheck owns is trusted."""
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+    for directory in (cache.cache_dir(), conf_root(), path):
+        problem = trusted(directory)
+        if problem:
+            raise OracleError(f"kcheck's cache is not safe to run programs from: {problem}")
+
+
+def entry_dir(srctree: Path, arch: str) -> Path:
+    """The cache directory of one tree and arch."""
+    key = f"{Path(srctree).resolve()}\0{arch}"
+    return conf_root() / hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+@contextlib.contextmanager
+def _locked(entry: Path) -> Iterator[None]:
+    fd = os.open(entry / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+#: Entries an in-tree build leaves that make refuses next to an O= build (its "not clean" test).
+def _hidden(src_arch: str) -> set[str]:
+    return {".config", "include/config", "include/generated", f"arch/{src_arch}/include/generated"}
+
+
+def _shadow(srctree: Path, shadow: Path, src_arch: str) -> None:
+    """Make ``shadow`` a symlink view of ``srctree`` without the in-tree build state (see the module docs)."""
+    hidden = _hidden(src_arch)
+    # Directories on the way to a hidden entry are real directories; everything else is a link.
+    real = {"/".join(h.split("/")[:i]) for h in hidden for i in range(1, h.count("/") + 1)}
+
+    def fill(rel: str) -> None:
+        here = srctree / rel if rel else srctree
+        for entry in sorted(os.listdir(here)):
+            name = f"{rel}/{entry}" if rel else entry
+            if name in hidden:
+                continue
+            if name in real and (here / entry).is_dir():
+                (shadow / name).mkdir()
+                fill(name)
+            else:
+                os.symlink(here / entry, shadow / name)
+
+    if shadow.exists():
+        shutil.rmtree(shadow)
+    shadow.mkdir()
+    fill("")
+
+
+def _shadow_is_current(srctree: Path, shadow: Path) -> bool:
+    """Whether the shadow still mirrors the tree's top level (a tree moved or gained entries)."""
+    try:
+        top = {e for e in os.listdir(srctree) if e != ".config"}
+        return {e for e in os.listdir(shadow)} == top and os.readlink(shadow / "Kconfig") == str(srctree / "Kconfig")
+    except OSError:
+        return False
+
+
+def make_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The caller's environment for make, minus what would send it elsewhere (``O``, ``MAKEFLAGS``...).
+
+    The toolchain variables (``CC``, ``LLVM``, ``CROSS_COMPILE``...) stay: the
+    kernel is configured with the compiler that will build it.
+    """
+    env = dict(os.environ if environ is None else environ)
+    for name in _UNSET:
+        env.pop(name, None)
+    env["LC_ALL"] = "C"
+    return env
+
+
+@dataclass
+class Conf:
+    """The tree's ``conf``, built in kcheck's cache; :meth:`olddefconfig` runs it on a file's text."""
+
+    srctree: Path
+    arch: str
+    entry: Path
+    env: dict[str, str]
+
+    @property
+    def shadow(self) -> Path:
+        return self.entry / "src"
+
+    @property
+    def build(self) -> Path:
+        return self.entry / "build"
+
+    def _make(self, config: Path) -> subprocess.CompletedProcess[str]:
+        cmd = ["make", "-s", "-C", str(self.shadow), f"O={self.build}", f"ARCH={self.arch}",
+               f"KCONFIG_CONFIG={config}", "olddefconfig"]
+        return subprocess.run(cmd, env=self.env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+    def olddefconfig(self, text: str) -> str:
+        """What ``make olddefconfig`` writes for a ``.config`` holding ``text`` (in a private temp dir)."""
+        with tempfile.TemporaryDirectory(prefix="kcheck-conf-") as tmp:
+            config = Path(tmp) / ".config"
+            config.write_text(text, encoding="utf-8")
+            with _locked(self.entry):
+                proc = self._make(config)
+            if proc.returncode != 0:
+                raise OracleError(f"the kernel's make olddefconfig failed: {_last_line(proc)}")
+            return config.read_text(encoding="utf-8", errors="replace")
+
+    def start(self, text: str) -> Callable[[], str]:
+        """Run :meth:`olddefconfig` on ``text`` in the background; the returned call waits for its result.
+
+        The call raises :class:`OracleError` as :meth:`olddefconfig` would.
+        """
+        box: dict[str, object] = {}
+
+        def run() -> None:
+            try:
+                box["text"] = self.olddefconfig(text)
+            except (OracleError, OSError) as exc:
+                box["error"] = exc
+
+        thread = threading.Thread(target=run, name="kcheck-conf", daemon=True)
+        thread.start()
+
+        def result() -> str:
+            thread.join()
+            if "error" in box:
+                error = box["error"]
+                raise error if isinstance(error, OracleError) else OracleError(str(error))
+            return box["text"]  # type: ignore[return-value]
+
+        return result
+
+
+def _last_line(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = [line.strip(" *") for line in (proc.stderr or proc.stdout).splitlines() if line.strip(" *")]
+    return lines[-1] if lines else f"exit status {proc.returncode}"
+
+
+def missing_tools(env: Mapping[str, str]) -> list[str]:
+    """The commands building ``conf`` needs that are not on ``PATH`` (the host C compiler included)."""
+    hostcc = (env.get("HOSTCC") or ("clang" if env.get("LLVM") else "gcc")).split()[0]
+    return [t for t in [*TOOLS, hostcc] if shutil.which(t, path=env.get("PATH")) is None]
+
+
+def prepare(srctree: Path, arch: str, *, progress: Callable[[str], None] | None = None,
+            environ: Mapping[str, str] | None = None) -> Conf:
+    """The tree's ``conf``, built on first use (once per tree and arch); raises :class:`OracleError`.
+
+    ``progress`` is told, in a sentence, when the one-time build starts.
+    """
+    srctree = Path(srctree).resolve()
+    env = make_env(environ)
+    missing = missing_tools(env)
+    if missing:
+        raise OracleError(f"the kernel's conf cannot be built here (no {', '.join(missing)})")
+    entry = entry_dir(srctree, arch)
+    _private_dir(entry)
+    conf = Conf(srctree, arch, entry, env)
+    with _locked(entry):
+        if (entry / _BUILT).exists() and _shadow_is_current(srctree, conf.shadow):
+            return conf
+        if progress is not None:
+            progress(f"building the kernel's conf for {srctree} in {entry} (once per tree)")
+        (entry / _BUILT).unlink(missing_ok=True)
+        _shadow(srctree, conf.shadow, srcarch(arch))
+        conf.build.mkdir(mode=0o700, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="kcheck-conf-") as tmp:
+            config = Path(tmp) / ".config"
+            config.touch()
+            proc = conf._make(config)
+        if proc.returncode != 0:
+            raise OracleError(f"building the kernel's conf in {conf.build} failed: {_last_line(proc)}")
+        (entry / _BUILT).write_text(f"{srctree}\n")
+    return conf

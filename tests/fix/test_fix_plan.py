@@ -101,6 +101,10 @@ def test_promptless_symbol_is_reached_through_select_and_defaults(tmp_path):
     p = plan(kconf, [("CRYPTO_GHASH", "y-or-m"), ("FEATURE", "y")])
     assert p.ok
     assert changes(p) == {"CRYPTO_GCM": "m", "FEATURE_HOST": "y", "FEATURE": "y"}
+    why = {c.symbol: c.why for c in p.changes}
+    # Each reason names the relation that makes the change useful, not only the nearest name.
+    assert why["CRYPTO_GCM"] == "CRYPTO_GCM selects CRYPTO_GHASH"
+    assert why["FEATURE_HOST"] == "HIDDEN_HELPER's default needs FEATURE_HOST, on the way to FEATURE (through HIDDEN_HELPER)"
     assert len(p.changes) == brute_minimum(load(tmp_path / "b", SELECT, "CONFIG_MODULES=y\n"),
                                            [("CRYPTO_GHASH", "y-or-m"), ("FEATURE", "y")])
 
@@ -219,6 +223,8 @@ def test_turning_a_visibility_switch_off_is_the_minimum_when_the_user_did_not_se
     kconf = load(tmp_path, tree, "")
     p = plan(kconf, [("NAMESPACES", "y"), ("NET_NS", "y"), ("PID_NS", "y")])
     assert changes(p) == {"EXPERT": "n"}
+    # The real chain: EXPERT hides the prompt, and the default (!EXPERT) does the rest.
+    assert p.changes[0].why == "EXPERT off hides NAMESPACES's prompt, so NAMESPACES's default applies"
 
 
 def test_keep_forbids_a_loss_and_names_the_conflict(tmp_path):

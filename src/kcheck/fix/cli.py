@@ -2,12 +2,16 @@
 
 The command is a front end on the same flow as the check (locate -> read ->
 evaluate): it locates the configuration and the tree, reads it through the
-Kconfig layer, plans with :func:`kcheck.fix.plan.make_plan`, and only then
-writes, each output through :func:`kcheck.safewrite.write_atomic`.
+Kconfig layer, plans with :func:`kcheck.fix.plan.make_plan`, has the
+kernel's own conf settle the file (:func:`kcheck.fix.verified.settle`), and
+only then writes, each output through :func:`kcheck.safewrite.write_atomic`.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +21,7 @@ import click
 from kcheck import dotconfig, safewrite, version
 from kcheck.check import select_profiles
 from kcheck.errors import EXIT_FAIL, InputError
-from kcheck.fix import render
+from kcheck.fix import oracle, render, verified
 from kcheck.fix.plan import FixPlan, make_plan
 from kcheck.locate import locate, running_release, under_root
 from kcheck.model import CheckContext
@@ -69,12 +73,16 @@ def next_steps(tree: Path | None, root: Path, releases: Sequence[str]) -> list[s
     return steps
 
 
-def write_outputs(plan: FixPlan, outputs: Outputs, profiles: list[str]) -> list[str]:
-    """Write every requested output of a verified plan; return one line per file written."""
+def write_outputs(plan: FixPlan, outputs: Outputs, profiles: list[str], text: str | None = None) -> list[str]:
+    """Write every requested output of a verified plan; return one line per file written.
+
+    ``text`` is the configuration to write (conf's output, see
+    :func:`kcheck.fix.verified.settle`); by default the plan's own.
+    """
     assert plan.ok and plan.config_text is not None
     done = []
     if outputs.config is not None:
-        saved = safewrite.write_atomic(outputs.config, plan.config_text, backup=outputs.backup)
+        saved = safewrite.write_atomic(outputs.config, text or plan.config_text, backup=outputs.backup)
         done.append(f"wrote {outputs.config}" + (f" (previous version kept as {saved})" if saved else ""))
     for target in (outputs.fragment, outputs.dist_kernel):
         if target is not None:
@@ -89,7 +97,7 @@ def write_outputs(plan: FixPlan, outputs: Outputs, profiles: list[str]) -> list[
 
 
 def plan_for_tree(tree, config: Path, profiles, *, root: Path = Path("/"), build_dir: Path | None = None,
-                  kernel_version: str | None = None, include_recommended: bool = False):
+                  kernel_version: str | None = None, include_recommended: bool = False, keep: Sequence[str] = ()):
     """Plan the fix of ``config`` on a loaded :class:`~kcheck.kconfig.KconfigTree`; return (plan, version).
 
     The same steps the command takes, for callers that hold a parsed tree
@@ -100,8 +108,48 @@ def plan_for_tree(tree, config: Path, profiles, *, root: Path = Path("/"), build
                           header_version=plain.header_version)
     source = tree.read(config)
     ctx = CheckContext(root=root, source=source, tree=tree.srctree, build_dir=build_dir, kernel_version=kver)
-    plan = make_plan(tree.kconf, profiles, ctx, include_recommended=include_recommended, read=tree.read)
+    plan = make_plan(tree.kconf, profiles, ctx, include_recommended=include_recommended, read=tree.read, keep=keep)
     return plan, kver
+
+
+def start_conf(tree: Path, arch: str, original: str, *, no_shell: bool, quiet: bool):
+    """The tree's conf and its background run on the unchanged file, or (None, None, why there is none).
+
+    Started before the Kconfig parse so that the two overlap.
+    """
+    from kcheck.kconfig.tree import untrusted_tree
+
+    if no_shell:
+        return None, None, "--no-shell (the kernel's conf would run the tree's $(shell,...) probes)"
+    refused = untrusted_tree(tree)
+    if refused:
+        return None, None, f"the tree is not trusted with a build ({refused.split(':')[0]})"
+    progress = None if quiet else (lambda line: click.echo(f"kcheck: {line}", err=True))
+    try:
+        conf = oracle.prepare(tree, arch, progress=progress)
+    except oracle.OracleError as exc:
+        return None, None, str(exc)
+    return conf, conf.start(original), None
+
+
+def apply_command(*, driver: str, profile_files: Sequence[Path], tree: Path, config: Path, keep: Sequence[str],
+                  include_recommended: bool, kernel_version: str | None, no_shell: bool, root: Path) -> str:
+    """The exact command line that applies the plan just shown (every input spelled out)."""
+    argv = ["kcheck", "fix", "--driver", driver]
+    for profile in profile_files:
+        argv += ["--profile", str(profile)]
+    argv += ["--kernel-dir", str(tree), "--config", str(config)]
+    for name in keep:
+        argv += ["--keep", name]
+    if include_recommended:
+        argv.append("--include-recommended")
+    if kernel_version:
+        argv += ["--kernel-version", kernel_version]
+    if no_shell:
+        argv.append("--no-shell")
+    if root != Path("/"):
+        argv += ["--root", str(root)]
+    return " ".join(shlex.quote(a) for a in [*argv, "--write"])
 
 
 @click.command(epilog=FIX_EPILOG)
@@ -111,29 +159,35 @@ def plan_for_tree(tree, config: Path, profiles, *, root: Path = Path("/"), build
 @click.option("--kernel-dir", "-k", type=path_option, metavar="DIR",
               help="Kernel source tree [default: $KERNEL_DIR or /usr/src/linux].")
 @click.option("--config", "-c", type=path_option, help="Configuration to start from [default: the tree's .config].")
+@click.option("--keep", "keep", multiple=True, metavar="SYMBOL",
+              help="Never change SYMBOL's value (no plan may turn it off); repeatable.")
 @click.option("--write", is_flag=True, help="Apply the plan to the configuration file in place.")
 @click.option("--output", "-o", type=path_option, metavar="PATH", help="Write the fixed configuration to PATH instead.")
 @click.option("--no-backup", is_flag=True, help="Do not keep the previous file as <name>.old.")
 @click.option("--fragment", type=path_option, metavar="PATH", help="Write a merge_config.sh fragment to PATH.")
 @click.option("--dist-kernel", is_flag=True,
               help="Write the fragment to /etc/kernel/config.d/kcheck-DRIVER.config (Gentoo distribution kernels).")
+@click.option("--diff", "show_diff", is_flag=True, help="Print the unified diff of the file it would write.")
 @click.option("--root", type=path_option, default=Path("/"), show_default=True, help="Prefix for every system path.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "scripts-config"]), default="text", show_default=True)
 @click.option("--include-recommended", is_flag=True, help="Make the recommended items hold too, not only the required ones.")
 @click.option("--kernel-version", metavar="VERSION", help="Override the kernel version the rules use.")
 @click.option("--no-shell", is_flag=True, help="Never run the tree's $(shell,...) Kconfig macros.")
-@click.option("--verbose", "-v", is_flag=True, help="Also list the values Kconfig changes by itself.")
-def fix(driver, profile_files, kernel_dir, config, write, output, no_backup, fragment, dist_kernel, root, fmt,
-        include_recommended, kernel_version, no_shell, verbose) -> None:
+@click.option("--verbose", "-v", is_flag=True, help="Also list every other value that changes, in groups.")
+def fix(driver, profile_files, kernel_dir, config, keep, write, output, no_backup, fragment, dist_kernel, show_diff,
+        root, fmt, include_recommended, kernel_version, no_shell, verbose) -> None:
     """Plan (and with --write apply) the fewest changes that make DRIVER's requirements hold.
 
     Without --write, --output, --fragment or --dist-kernel this is a dry run:
     it prints each change (old -> new, where the option is defined, and why
-    it is needed). The plan is checked against Kconfig's own rules and every
-    requirement is re-evaluated before anything is written.
+    it is needed) and the command that applies it. The plan is checked against
+    Kconfig's rules, then the kernel's own conf (built once per tree in kcheck's
+    cache) runs make olddefconfig on the edited file: what it writes is what
+    kcheck writes, and a plan conf disagrees with is refused.
     """
     if write and output:
         raise click.UsageError("--write and --output both name where to write: choose one")
+    keep = tuple(dict.fromkeys(name.removeprefix("CONFIG_") for name in keep))
     profiles = select_profiles(driver, profile_files)
     names = [p.name for p in profiles]
     location = locate(config=config, kernel_dir=kernel_dir, root=root)
@@ -143,22 +197,39 @@ def fix(driver, profile_files, kernel_dir, config, write, output, no_backup, fra
     if target is not None and target.suffix == ".gz":
         raise InputError(f"{target} is compressed and not a kernel tree's .config; pass --output PATH for the fixed file")
     from kcheck.kconfig import KconfigTree  # the slow part: only once the inputs are known to be usable
+    from kcheck.kconfig.env import subarch
 
     plain = dotconfig.load(location.config)
+    original = dotconfig.read_bytes(location.config).decode("utf-8", "replace")
+    arch = plain.header_arch or os.environ.get("ARCH") or subarch()
+    conf, baseline, why_not = start_conf(location.tree, arch, original, no_shell=no_shell, quiet=not sys.stderr.isatty())
+    if baseline is not None:
+        click.get_current_context().call_on_close(baseline.cancel)  # no make outlives the command
     tree = KconfigTree.load(location.tree, arch=plain.header_arch, allow_shell=not no_shell)
     if tree.shell_refused:
         click.echo(f"kcheck: note: {tree.shell_refused}", err=True)
+    unknown = [name for name in keep if name not in tree.kconf.syms or not tree.kconf.syms[name].nodes]
+    if unknown:
+        raise InputError(f"--keep {unknown[0]}: no such option in {location.tree}; check the name (without CONFIG_)")
     plan, kver = plan_for_tree(tree, location.config, profiles, root=root, build_dir=location.build_dir,
-                               kernel_version=kernel_version, include_recommended=include_recommended)
+                               kernel_version=kernel_version, include_recommended=include_recommended, keep=keep)
+    settled = None
+    if plan.ok and plan.changes:
+        settled = verified.settle(plan, tree.kconf, original, conf, baseline, why_not)
 
     shown = str(location.config)
+    echo_err = lambda line: click.echo(line, err=True)  # noqa: E731
     if fmt == "json":
-        click.echo(render.as_json(plan, config=shown, profiles=names))
+        click.echo(render.as_json(plan, config=shown, profiles=names, settled=settled))
     elif fmt == "scripts-config":
         click.echo(render.scripts_config(plan, config=shown))
+    elif show_diff and settled is not None and settled.ok:
+        for line in settled.warnings:
+            echo_err(line)
+        click.echo(render.diff(original, settled.text, config=shown), nl=False)
     else:
-        click.echo(render.text(plan, config=shown, profiles=names, verbose=verbose))
-    if not plan.ok:
+        click.echo(render.text(plan, config=shown, profiles=names, verbose=verbose, settled=settled))
+    if not plan.ok or (settled is not None and not settled.ok):
         raise click.exceptions.Exit(EXIT_FAIL)
 
     # Nothing to change: leave the user's file exactly as it is, even if Kconfig would reformat it.
@@ -169,11 +240,18 @@ def fix(driver, profile_files, kernel_dir, config, write, output, no_backup, fra
         dist_kernel=dist_kernel_fragment(root, driver) if dist_kernel else None,
     )
     if not any((outputs.config, outputs.fragment, outputs.dist_kernel)):
-        if fmt == "text" and plan.changes:
-            click.echo("Dry run: nothing written. Apply with --write (or --output PATH, --fragment PATH, --dist-kernel).")
+        if plan.changes:
+            command = apply_command(driver=driver, profile_files=profile_files, tree=location.tree,
+                                    config=location.config, keep=keep, include_recommended=include_recommended,
+                                    kernel_version=kernel_version, no_shell=no_shell, root=root)
+            lines = ["Dry run: nothing written (--output PATH, --fragment PATH or --dist-kernel write elsewhere). Apply with:",
+                     f"  {command}"]
+            for line in lines:
+                click.echo(line, err=fmt != "text" or show_diff)
         return
-    done = write_outputs(plan, outputs, names)
-    echo = lambda line: click.echo(line, err=fmt != "text")  # noqa: E731 - keep JSON/commands on stdout clean
+    text = settled.text if settled is not None else plan.config_text
+    done = write_outputs(plan, outputs, names, text)
+    echo = lambda line: click.echo(line, err=fmt != "text" or show_diff)  # noqa: E731 - keep JSON/diffs on stdout clean
     for line in done:
         echo(line)
     if outputs.dist_kernel is not None:

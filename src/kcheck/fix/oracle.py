@@ -181,46 +181,78 @@ class Conf:
     def build(self) -> Path:
         return self.entry / "build"
 
+    def _command(self, config: Path) -> list[str]:
+        return ["make", "-s", "-C", str(self.shadow), f"O={self.build}", f"ARCH={self.arch}",
+                f"KCONFIG_CONFIG={config}", "olddefconfig"]
+
     def _make(self, config: Path) -> subprocess.CompletedProcess[str]:
-        cmd = ["make", "-s", "-C", str(self.shadow), f"O={self.build}", f"ARCH={self.arch}",
-               f"KCONFIG_CONFIG={config}", "olddefconfig"]
-        return subprocess.run(cmd, env=self.env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        return subprocess.run(self._command(config), env=self.env, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL)
 
     def olddefconfig(self, text: str) -> str:
         """What ``make olddefconfig`` writes for a ``.config`` holding ``text`` (in a private temp dir)."""
-        with tempfile.TemporaryDirectory(prefix="kcheck-conf-") as tmp:
-            config = Path(tmp) / ".config"
-            config.write_text(text, encoding="utf-8")
-            with _locked(self.entry):
-                proc = self._make(config)
-            if proc.returncode != 0:
-                raise OracleError(f"the kernel's make olddefconfig failed: {_last_line(proc)}")
-            return config.read_text(encoding="utf-8", errors="replace")
+        return self.start(text).result()
 
-    def start(self, text: str) -> Callable[[], str]:
-        """Run :meth:`olddefconfig` on ``text`` in the background; the returned call waits for its result.
+    def start(self, text: str) -> Run:
+        """Start :meth:`olddefconfig` on ``text`` in the background (see :class:`Run`)."""
+        return Run(self, text)
 
-        The call raises :class:`OracleError` as :meth:`olddefconfig` would.
-        """
-        box: dict[str, object] = {}
 
-        def run() -> None:
-            try:
-                box["text"] = self.olddefconfig(text)
-            except (OracleError, OSError) as exc:
-                box["error"] = exc
+class Run:
+    """One ``make olddefconfig`` of a text in a private temporary directory, running in the background.
 
-        thread = threading.Thread(target=run, name="kcheck-conf", daemon=True)
-        thread.start()
+    :meth:`result` waits for conf's output (raising :class:`OracleError` when
+    make fails); :meth:`cancel` stops it. Either removes the directory; a
+    command that ends early calls :meth:`cancel` so that no make outlives it.
+    """
 
-        def result() -> str:
-            thread.join()
-            if "error" in box:
-                error = box["error"]
-                raise error if isinstance(error, OracleError) else OracleError(str(error))
-            return box["text"]  # type: ignore[return-value]
+    def __init__(self, conf: Conf, text: str) -> None:
+        self._tmp = Path(tempfile.mkdtemp(prefix="kcheck-conf-"))
+        self._config = self._tmp / ".config"
+        self._config.write_text(text, encoding="utf-8")
+        self._proc: subprocess.Popen[str] | None = None
+        self._output: tuple[int, str] | None = None
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(conf,), name="kcheck-conf", daemon=True)
+        self._thread.start()
 
-        return result
+    def _run(self, conf: Conf) -> None:
+        try:
+            with _locked(conf.entry):
+                if self._cancelled.is_set():
+                    return
+                # Its own process group, so that cancel() stops make and everything it started.
+                self._proc = subprocess.Popen(conf._command(self._config), env=conf.env, text=True,
+                                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                              stderr=subprocess.STDOUT, start_new_session=True)
+                out, _ = self._proc.communicate()
+                self._output = (self._proc.returncode, out)
+        except OSError as exc:
+            self._output = (-1, str(exc))
+
+    def result(self) -> str:
+        """conf's ``.config`` for the text (waits for make)."""
+        self._thread.join()
+        try:
+            if self._output is None:
+                raise OracleError("the kernel's make olddefconfig was stopped")
+            code, out = self._output
+            if code != 0:
+                lines = [line.strip(" *") for line in out.splitlines() if line.strip(" *")]
+                raise OracleError(f"the kernel's make olddefconfig failed: {lines[-1] if lines else f'exit status {code}'}")
+            return self._config.read_text(encoding="utf-8", errors="replace")
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def cancel(self) -> None:
+        """Stop make if it still runs, and clean up (nothing happens after :meth:`result`)."""
+        self._cancelled.set()
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 15)
+        self._thread.join()
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 def _last_line(proc: subprocess.CompletedProcess[str]) -> str:

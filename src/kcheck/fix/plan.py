@@ -103,6 +103,9 @@ class FixPlan:
     findings: list[Finding] = field(default_factory=list)
     #: Solver answers kconfiglib disagreed with (0 means the model was exact on this tree).
     rejected: int = 0
+    #: kconfiglib's values (:func:`snapshot`) of the starting configuration, and of the planned one.
+    before: dict[str, str] = field(default_factory=dict)
+    after: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -476,8 +479,8 @@ def explain(plan: FixPlan, kconf: kconfiglib.Kconfig, before: dict[str, str], af
 
 
 #: Dependency edges tried in turn when explaining a change: a plain dependency first.
-_STAGES = (("depends on",), ("depends on", "defaults from", "is in the choice"),
-           ("depends on", "defaults from", "is in the choice", "is selected by", "is implied by"))
+_STAGES = (("depends on",), ("depends on", "prompt", "defaults from", "is in the choice"),
+           ("depends on", "prompt", "defaults from", "is in the choice", "is selected by", "is implied by"))
 
 
 def _edges(sc) -> Iterable[tuple[object, str]]:
@@ -485,7 +488,7 @@ def _edges(sc) -> Iterable[tuple[object, str]]:
     if sc.__class__ is Symbol and sc.choice is not None:
         yield sc.choice, "is in the choice"
     exprs = [(sc.direct_dep, "depends on")]
-    exprs += [(node.prompt[1], "depends on") for node in sc.nodes if node.prompt]
+    exprs += [(node.prompt[1], "prompt") for node in sc.nodes if node.prompt]
     if sc.__class__ is Symbol:
         exprs += [(sc.rev_dep, "is selected by"), (sc.weak_rev_dep, "is implied by")]
         exprs += [(cond, "defaults from") for _, cond in sc.defaults]
@@ -495,21 +498,42 @@ def _edges(sc) -> Iterable[tuple[object, str]]:
                 yield item, how
 
 
+def _step(parent, how: str, child, off: bool) -> str:
+    """One edge of a chain in words, ``child`` being the symbol the plan sets (``off``: to n)."""
+    p, c = _name(parent), _name(child)
+    if how == "depends on":
+        return f"{p} needs {c}{' off' if off else ''}"
+    if how == "prompt":
+        return f"{c} off hides {p}'s prompt, so {p}'s default applies" if off else f"{p} can only be set with {c} on"
+    if how == "defaults from":
+        return f"{p}'s default needs {c}{' off' if off else ''}"
+    if how == "is in the choice":
+        return f"{p} is in {c}"
+    verb = "selects" if how == "is selected by" else "implies"
+    return f"{c} {verb} {p}" + (" (and is turned off with it)" if off else "")
+
+
 def _why_needed(kconf: kconfiglib.Kconfig, change: Change, anchors: Sequence[str]) -> str:
-    """"P needs Q": the nearest requirement or other change whose value depends on this one."""
+    """The chain from the nearest requirement or other change to this one, each edge by its relation.
+
+    "BLK_DEV_DM needs MD" for a plain dependency; a select, an ``if`` on a
+    prompt or a default is named as such ("SCHED_AUTOGROUP selects CGROUPS"),
+    so the reason is the real relation, not a guess from the nearest name.
+    """
     target = kconf.syms[change.symbol]
     starts = [kconf.syms[a] for a in anchors if a != change.symbol]
     for relations in _STAGES:
-        path = _path(starts, target, relations)
-        if path is None:
+        found = _path(starts, target, relations)
+        if found is None:
             continue
-        anchor = path[0].name
-        via = f" (through {', '.join(_name(p) for p in path[1:-1])})" if len(path) > 2 else ""
-        if change.new == "n":
-            return f"{anchor} needs {change.symbol} off{via}"
-        if change.choice:
-            return f"{anchor} needs {change.symbol} chosen in {change.choice}{via}"
-        return f"{anchor} needs {change.symbol}{via}"
+        path, hows = found
+        anchor = _name(path[0])
+        last = _step(path[-2], hows[-1], target, change.new == "n")
+        if change.choice and hows[-1] == "depends on" and change.new != "n":
+            last = f"{_name(path[-2])} needs {change.symbol} chosen in {change.choice}"
+        if len(path) == 2:
+            return last
+        return f"{last}, on the way to {anchor} (through {', '.join(_name(p) for p in path[1:-1])})"
     return "needed by the requirements' dependencies"
 
 
@@ -521,21 +545,24 @@ def _name(sc) -> str:
 
 
 def _path(starts, goal, relations, limit: int = 8):
-    """The shortest path from any of ``starts`` to ``goal`` along ``relations`` (at most ``limit`` steps)."""
+    """The shortest path from any of ``starts`` to ``goal`` along ``relations`` (at most ``limit`` steps).
+
+    Returns (the nodes, the relation of each step) or None.
+    """
     seen = set(starts)
-    queue = deque((s, (s,)) for s in starts)
+    queue = deque((s, (s,), ()) for s in starts)
     while queue:
-        node, path = queue.popleft()
+        node, path, hows = queue.popleft()
         if len(path) > limit:
             break
         for item, how in _edges(node):
             if how not in relations:
                 continue
             if item is goal:
-                return (*path, goal)
+                return (*path, goal), (*hows, how)
             if item not in seen:
                 seen.add(item)
-                queue.append((item, (*path, item)))
+                queue.append((item, (*path, item), (*hows, how)))
     return None
 
 
@@ -588,9 +615,11 @@ def make_plan(
     goals = wanted(profiles, ctx, include_recommended=include_recommended)
     before = snapshot(kconf)
     plan = solve(kconf, goals, before, keep)
+    plan.before = before
     if plan.conflicts:
         return plan
     verify(plan, kconf, ctx, read or plain_reader(kconf))
     if plan.ok:
-        explain(plan, kconf, before, snapshot(kconf))
+        plan.after = snapshot(kconf)
+        explain(plan, kconf, before, plan.after)
     return plan

@@ -218,9 +218,13 @@ def fix(driver, profile_files, kernel_dir, config, keep, write, output, no_backu
         settled = verified.settle(plan, tree.kconf, original, conf, baseline, why_not)
 
     shown = str(location.config)
+    command = apply_command(driver=driver, profile_files=profile_files, tree=location.tree, config=location.config,
+                            keep=keep, include_recommended=include_recommended, kernel_version=kernel_version,
+                            no_shell=no_shell, root=root)
     echo_err = lambda line: click.echo(line, err=True)  # noqa: E731
     if fmt == "json":
-        click.echo(render.as_json(plan, config=shown, profiles=names, settled=settled))
+        click.echo(render.as_json(plan, config=shown, profiles=names, settled=settled,
+                                  apply=command if plan.changes and not write and output is None else None))
     elif fmt == "scripts-config":
         click.echo(render.scripts_config(plan, config=shown))
     elif show_diff and settled is not None and settled.ok:
@@ -240,14 +244,11 @@ def fix(driver, profile_files, kernel_dir, config, keep, write, output, no_backu
         dist_kernel=dist_kernel_fragment(root, driver) if dist_kernel else None,
     )
     if not any((outputs.config, outputs.fragment, outputs.dist_kernel)):
-        if plan.changes:
-            command = apply_command(driver=driver, profile_files=profile_files, tree=location.tree,
-                                    config=location.config, keep=keep, include_recommended=include_recommended,
-                                    kernel_version=kernel_version, no_shell=no_shell, root=root)
-            lines = ["Dry run: nothing written (--output PATH, --fragment PATH or --dist-kernel write elsewhere). Apply with:",
-                     f"  {command}"]
-            for line in lines:
-                click.echo(line, err=fmt != "text" or show_diff)
+        if plan.changes and fmt == "text":
+            # After a diff on stdout the hint goes to stderr, so that `kcheck fix --diff > fix.patch` stays a patch.
+            click.echo("Dry run: nothing written (--output PATH, --fragment PATH or --dist-kernel write elsewhere). "
+                       "Apply with:", err=show_diff)
+            click.echo(f"  {command}", err=show_diff)
         return
     text = settled.text if settled is not None else plan.config_text
     done = write_outputs(plan, outputs, names, text)

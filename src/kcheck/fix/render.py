@@ -99,13 +99,14 @@ def diff(original: str, written: str, *, config: str) -> str:
                                         fromfile=config, tofile=config))
 
 
-def as_json(plan: FixPlan, *, config: str, profiles: list[str], settled: Settled | None = None) -> str:
+def as_json(plan: FixPlan, *, config: str, profiles: list[str], settled: Settled | None = None,
+            apply: str | None = None) -> str:
     """The plan as JSON: ``ok``, ``changes``, ``derived``, ``conflicts``, ``requirements``, and what is written.
 
     With a settled plan: ``verified_by`` (``conf`` or ``kcheck``), ``verification``,
     ``warnings``, ``disagreements`` and ``values``: every symbol whose value
     differs between the file and what is written, in the groups ``planned``,
-    ``consequences`` and ``drift``.
+    ``consequences`` and ``drift``. ``apply`` is the command that applies a dry run's plan.
     """
     data = {
         "config": config,
@@ -133,6 +134,8 @@ def as_json(plan: FixPlan, *, config: str, profiles: list[str], settled: Settled
             },
             "engine_differs": [asdict(v) for v in settled.engine_differs],
         }
+    if apply is not None:
+        data["apply"] = apply
     return json.dumps(data, indent=2)
 
 

@@ -151,6 +151,9 @@ def _why_drift(kconf: kconfiglib.Kconfig, name: str, new: str) -> str:
     if new == "n" and sym.orig_type in (BOOL, TRISTATE) and kconfiglib.expr_value(sym.direct_dep) == 0:
         held = "; ".join(blockers(sym.direct_dep)) or kconfiglib.expr_str(sym.direct_dep)
         return f"its dependencies are not met here: {held}"
+    if not any(node.prompt for node in sym.nodes) and not kconfiglib.expr_value(sym.rev_dep):
+        # A def_bool/def_int computed by the tree's probes ($(cc-option,...), $(success,...)).
+        return "its default with the toolchain here"
     return _why_derived(kconf, sym, new)
 
 
@@ -160,7 +163,7 @@ def _toolchain_warning(file_values: Mapping[str, str], baseline: Mapping[str, st
     if not moved:
         return None
     return (f"warning: this configuration was made with another toolchain ({'; '.join(moved)}): "
-            f"{drift} value{'s' if drift != 1 else ''} follow the toolchain here (toolchain drift)")
+            f"make olddefconfig changes {drift} value{'s' if drift != 1 else ''} here with or without the plan (toolchain drift)")
 
 
 def settle(

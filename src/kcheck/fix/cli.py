@@ -214,7 +214,7 @@ def fix(driver, profile_files, kernel_dir, config, keep, write, output, no_backu
     plan, kver = plan_for_tree(tree, location.config, profiles, root=root, build_dir=location.build_dir,
                                kernel_version=kernel_version, include_recommended=include_recommended, keep=keep)
     settled = None
-    if plan.ok and plan.changes:
+    if plan.ok and (plan.changes or output is not None):
         settled = verified.settle(plan, tree.kconf, original, conf, baseline, why_not)
 
     shown = str(location.config)

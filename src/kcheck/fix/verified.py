@@ -158,7 +158,7 @@ def _why_drift(kconf: kconfiglib.Kconfig, name: str, new: str) -> str:
 
 
 def _toolchain_warning(file_values: Mapping[str, str], baseline: Mapping[str, str], drift: int) -> str | None:
-    moved = [f"{n} {file_values[n]} here {baseline.get(n, ABSENT)}"
+    moved = [f'{n} "{file_values[n]}", here "{baseline.get(n, ABSENT)}"'
              for n in TOOLCHAIN if n in file_values and file_values[n] != baseline.get(n, file_values[n])]
     if not moved:
         return None

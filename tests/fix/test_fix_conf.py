@@ -47,7 +47,7 @@ def test_write_refuses_when_conf_disagrees_and_writes_nothing(linux_7_3, defconf
     before = config.read_bytes()
     result = fix("-d", "devicemapper", "-k", linux_7_3, "-c", config, "--write")
     assert result.exit_code == 1, result.output
-    assert "disagree" in result.output and "BLK_DEV_DM: kcheck's engine computes" in result.output
+    assert "conf disagree" in result.output and "BLK_DEV_DM: kcheck's engine computes m, the kernel's conf n" in result.output
     assert not any(line.split()[:1] == ["MD"] for line in result.output.splitlines())  # the plan skipped it
     assert config.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [".config"]

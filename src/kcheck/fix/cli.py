@@ -215,7 +215,7 @@ def fix(driver, profile_files, kernel_dir, config, keep, write, output, no_backu
                                kernel_version=kernel_version, include_recommended=include_recommended, keep=keep)
     settled = None
     if plan.ok and (plan.changes or output is not None):
-        settled = verified.settle(plan, tree.kconf, original, conf, baseline, why_not)
+        settled = verified.settle(plan, tree.kconf, original, conf, baseline, why_not, keep)
 
     shown = str(location.config)
     command = apply_command(driver=driver, profile_files=profile_files, tree=location.tree, config=location.config,

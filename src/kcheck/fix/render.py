@@ -71,9 +71,10 @@ def text(plan: FixPlan, *, config: str, profiles: list[str], verbose: bool = Fal
                     lines.append(f"  {d.symbol:<{dwidth}}  {_shown(d.old)} -> {_shown(d.new)}  ({d.why})")
         return "\n".join(lines)
     if settled.disagreements:
-        lines.append("kcheck's engine and the kernel's conf disagree on the plan, so nothing was written:")
+        lines.append("the plan is refused, nothing was written:")
         lines += [f"  - {d}" for d in settled.disagreements]
-        lines.append("  (a kcheck bug: please report it with this configuration)")
+        if any("kcheck's engine computes" in d for d in settled.disagreements):
+            lines.append("  (kcheck's engine and the kernel's conf disagree: a kcheck bug, please report it with this configuration)")
         return "\n".join(lines)
     if verbose:
         for title, items in (("Kconfig's consequences", settled.consequences),

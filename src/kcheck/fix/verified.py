@@ -70,7 +70,7 @@ class Settled:
     drift: list[ValueChange] = field(default_factory=list)
     #: One line each, shown above the plan: features the plan turns off, another toolchain.
     warnings: list[str] = field(default_factory=list)
-    #: Planned symbols on which conf and kconfiglib disagree (the plan is then refused).
+    #: Why the plan is refused: conf and kconfiglib disagree on a planned symbol, or a --keep would not hold.
     disagreements: list[str] = field(default_factory=list)
     #: Other symbols where conf's value (written) differs from kconfiglib's (informational).
     engine_differs: list[ValueChange] = field(default_factory=list)
@@ -173,12 +173,15 @@ def settle(
     conf: oracle.Conf | None,
     baseline: oracle.Run | None,
     why_not: str | None,
+    keep: Iterable[str] = (),
 ) -> Settled:
     """The file to write for an ok ``plan`` (``kconf`` in the planned state), checked by ``conf`` when there is one.
 
     ``baseline`` is conf's ``olddefconfig`` of the unchanged file, started
     early (see :meth:`kcheck.fix.oracle.Conf.start`); ``why_not``
-    says why there is no conf (then both are None).
+    says why there is no conf (then both are None). A symbol of ``keep``
+    whose value would still change (an int or string, or through a
+    consequence outside the plan's reach) refuses the plan too.
     """
     assert plan.ok and plan.config_text is not None
     file_values = values(original)
@@ -212,6 +215,14 @@ def settle(
             ValueChange(n, after.get(n, _unset(kconf, n)), written.get(n, _unset(kconf, n)), "conf's value is written")
             for n in _differ(kconf, after, written, dict.fromkeys([*after, *written]))
         ]
+
+    for name in keep:
+        old, new = file_values.get(name, _unset(kconf, name)), written.get(name, _unset(kconf, name))
+        if old != new:
+            out.disagreements.append(f"{name}: would change from {old} to {new}, which --keep forbids")
+    if out.disagreements:
+        out.text = None
+        return out
 
     names = list(dict.fromkeys([*file_values, *base_values, *written]))
     changes = {c.symbol: c for c in plan.changes}

@@ -9,9 +9,12 @@ planned file goes through the tree's own ``make olddefconfig`` and what
 ``conf`` is built once per tree and arch in kcheck's per-user cache
 (``$XDG_CACHE_HOME/kcheck/conf/<key>/``), never in the user's tree:
 
-- ``build/`` is make's ``O=`` directory (``conf``, ``fixdep``; no ``.config``:
-  every run names its own file with ``KCONFIG_CONFIG`` in a private temporary
-  directory);
+- ``build-0/`` and ``build-1/`` are make's ``O=`` directories (``conf``,
+  ``fixdep``; no ``.config``: every run names its own file with
+  ``KCONFIG_CONFIG`` in a private temporary directory). Two, so that the run on
+  the user's unchanged file and the run on the edited one can overlap: make
+  rewrites a few files in ``O=`` on every run, so one directory serves one run
+  at a time (``flock``);
 - ``src/`` is a *shadow* of the tree: symlinks to its entries, minus what an
   in-tree build leaves behind (``.config``, ``include/config``,
   ``arch/<SRCARCH>/include/generated``). Gentoo users build in
@@ -21,8 +24,7 @@ planned file goes through the tree's own ``make olddefconfig`` and what
 
 ``conf`` is a program kcheck runs, so the cache directory must be trusted
 the way git trusts a repository: owned by the current user and writable by
-no one else (:func:`trusted`). Runs against one build directory are
-serialised with ``flock`` (make rewrites a few files in ``O=`` on each run).
+no one else (:func:`trusted`).
 """
 
 from __future__ import annotations
@@ -103,14 +105,52 @@ def entry_dir(srctree: Path, arch: str) -> Path:
     return conf_root() / hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
+#: Build directories per tree: runs beyond this many wait for a free one.
+SLOTS = 2
+
+
+def _lock_fd(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+
+
 @contextlib.contextmanager
-def _locked(entry: Path) -> Iterator[None]:
-    fd = os.open(entry / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+def _locked(entry: Path, name: str = "prepare") -> Iterator[None]:
+    fd = _lock_fd(entry / f"{name}.lock")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def _free_slot(entry: Path) -> Iterator[Path]:
+    """A build directory no other run uses now (waiting for the first one when all are busy)."""
+    fds = []
+    try:
+        for i in range(SLOTS):
+            fd = _lock_fd(entry / f"slot-{i}.lock")
+            fds.append(fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            yield entry / f"build-{i}"
+            return
+        fcntl.flock(fds[0], fcntl.LOCK_EX)
+        yield entry / "build-0"
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _all_slots(entry: Path) -> Iterator[None]:
+    """Every build directory, for (re)building them."""
+    with contextlib.ExitStack() as stack:
+        for i in range(SLOTS):
+            stack.enter_context(_locked(entry, f"slot-{i}"))
+        yield
 
 
 #: Entries an in-tree build leaves that make refuses next to an O= build (its "not clean" test).
@@ -177,16 +217,12 @@ class Conf:
     def shadow(self) -> Path:
         return self.entry / "src"
 
-    @property
-    def build(self) -> Path:
-        return self.entry / "build"
-
-    def _command(self, config: Path) -> list[str]:
-        return ["make", "-s", "-C", str(self.shadow), f"O={self.build}", f"ARCH={self.arch}",
+    def _command(self, build: Path, config: Path) -> list[str]:
+        return ["make", "-s", "-C", str(self.shadow), f"O={build}", f"ARCH={self.arch}",
                 f"KCONFIG_CONFIG={config}", "olddefconfig"]
 
-    def _make(self, config: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self._command(config), env=self.env, capture_output=True, text=True,
+    def _make(self, build: Path, config: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self._command(build, config), env=self.env, capture_output=True, text=True,
                               stdin=subprocess.DEVNULL)
 
     def olddefconfig(self, text: str) -> str:
@@ -218,11 +254,11 @@ class Run:
 
     def _run(self, conf: Conf) -> None:
         try:
-            with _locked(conf.entry):
+            with _free_slot(conf.entry) as build:
                 if self._cancelled.is_set():
                     return
                 # Its own process group, so that cancel() stops make and everything it started.
-                self._proc = subprocess.Popen(conf._command(self._config), env=conf.env, text=True,
+                self._proc = subprocess.Popen(conf._command(build, self._config), env=conf.env, text=True,
                                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                               stderr=subprocess.STDOUT, start_new_session=True)
                 out, _ = self._proc.communicate()
@@ -281,18 +317,27 @@ def prepare(srctree: Path, arch: str, *, progress: Callable[[str], None] | None 
     _private_dir(entry)
     conf = Conf(srctree, arch, entry, env)
     with _locked(entry):
-        if (entry / _BUILT).exists() and _shadow_is_current(srctree, conf.shadow):
+        built = all((entry / f"build-{i}" / "scripts" / "kconfig" / "conf").is_file() for i in range(SLOTS))
+        if built and (entry / _BUILT).exists() and _shadow_is_current(srctree, conf.shadow):
             return conf
         if progress is not None:
             progress(f"building the kernel's conf for {srctree} in {entry} (once per tree)")
-        (entry / _BUILT).unlink(missing_ok=True)
-        _shadow(srctree, conf.shadow, srcarch(arch))
-        conf.build.mkdir(mode=0o700, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="kcheck-conf-") as tmp:
-            config = Path(tmp) / ".config"
-            config.touch()
-            proc = conf._make(config)
-        if proc.returncode != 0:
-            raise OracleError(f"building the kernel's conf in {conf.build} failed: {_last_line(proc)}")
-        (entry / _BUILT).write_text(f"{srctree}\n")
+        with _all_slots(entry):
+            (entry / _BUILT).unlink(missing_ok=True)
+            _shadow(srctree, conf.shadow, srcarch(arch))
+            first = entry / "build-0"
+            first.mkdir(mode=0o700, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="kcheck-conf-") as tmp:
+                config = Path(tmp) / ".config"
+                config.touch()
+                proc = conf._make(first, config)
+            if proc.returncode != 0:
+                raise OracleError(f"building the kernel's conf in {first} failed: {_last_line(proc)}")
+            # The other slots are copies: make finds them up to date (their paths are all relative or the shadow's).
+            for i in range(1, SLOTS):
+                other = entry / f"build-{i}"
+                if other.exists():
+                    shutil.rmtree(other)
+                shutil.copytree(first, other, symlinks=True)
+            (entry / _BUILT).write_text(f"{srctree}\n")
     return conf

@@ -31,7 +31,8 @@ path_option = click.Path(path_type=Path)
 FIX_EPILOG = """\b
 Exit status:
   0  the plan was made (and written, when asked), or nothing needed changing
-  1  the requirements cannot hold in this tree: nothing was written
+  1  the requirements cannot hold in this tree, no plan keeps what --keep
+     names, or the kernel's conf disagrees with the plan: nothing was written
   2  usage or input error
 """
 

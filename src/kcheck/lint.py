@@ -41,10 +41,13 @@ from pathlib import Path
 import click
 
 from kcheck import dotconfig
-from kcheck.check import check_location, select_profiles
+from kcheck.check import check_location, initial_facts, select_profiles
+from kcheck.completion import complete_driver
+from kcheck.progress import quiet_option
 from kcheck.errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, InputError, KcheckError
 from kcheck.locate import KernelLocation, is_kernel_tree
 from kcheck.model import Report
+from kcheck.options import firewall_option, runtime_option
 from kcheck.profile import Profile
 from kcheck.reporters import LINT_FORMATS, render_lint
 
@@ -177,6 +180,7 @@ _PROFILES: Sequence[Profile] = ()
 _KERNEL_DIR: Path | None = None
 _TREES: dict = {}
 _ALLOW_SHELL = True
+_FACTS: dict[str, str] = {}
 
 
 def check_one(path: Path) -> LintResult:
@@ -185,7 +189,7 @@ def check_one(path: Path) -> LintResult:
     started = time.perf_counter()
     try:
         report = check_location(location, _PROFILES, use_kconfig=_KERNEL_DIR is not None, kconfig_trees=_TREES,
-                                allow_shell=_ALLOW_SHELL)
+                                allow_shell=_ALLOW_SHELL, facts=_FACTS)
         lines = dotconfig.read_bytes(path).count(b"\n")
     except KcheckError as exc:
         return LintResult(path, error=exc.message)
@@ -245,6 +249,8 @@ def run_lint(
     jobs: int = 0,
     strict: bool = False,
     allow_shell: bool = True,
+    runtime: str = "docker",
+    firewall: str | None = None,
 ) -> LintRun:
     """Check every configuration the arguments name; the API behind ``kcheck lint``.
 
@@ -252,10 +258,13 @@ def run_lint(
     usage error (bad profile, unknown driver, bad ``--kernel-dir``); a bad
     input file is a result, not an exception. ``allow_shell=False`` parses
     the tree without running its ``$(shell,...)`` probes (``--no-shell``).
+    ``runtime`` and ``firewall`` choose the base profile and the firewall
+    backend (see ``kcheck --help``).
     """
-    global _PROFILES, _KERNEL_DIR, _ALLOW_SHELL
+    global _PROFILES, _KERNEL_DIR, _ALLOW_SHELL, _FACTS
     started = time.perf_counter()
-    profiles = select_profiles(driver, profile_files)
+    profiles = select_profiles(driver, profile_files, runtime=runtime)
+    _FACTS = initial_facts(runtime, firewall)
     if kernel_dir is not None and not is_kernel_tree(kernel_dir):
         raise InputError(f"{kernel_dir} is not a kernel source tree (no Makefile and Kconfig); check --kernel-dir")
     results = discover(arguments)
@@ -273,7 +282,11 @@ def run_lint(
 
 
 @click.command("lint", epilog=LINT_EXIT_HELP)
-@click.option("--driver", "-d", required=True, metavar="DRIVER", help="Storage driver to check for (see 'kcheck drivers').")
+@quiet_option
+@click.option("--driver", "-d", required=True, metavar="DRIVER", help="Storage driver to check for (see 'kcheck drivers').",
+              shell_complete=complete_driver)
+@runtime_option("docker")
+@firewall_option("iptables-legacy, as check-config.sh checks")
 @click.option("--profile", "profiles", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help="Also check your own requirement profile (TOML); repeatable.")
 @click.option("--kernel-dir", "-k", type=click.Path(path_type=Path), metavar="DIR",
@@ -287,7 +300,8 @@ def run_lint(
 @click.option("--verbose", "-v", is_flag=True, help="Text format: the full report of every file.")
 @click.argument("configs", nargs=-1, required=True, metavar="CONFIG...")
 @click.pass_context
-def lint(ctx: click.Context, driver, profiles, kernel_dir, fmt, jobs, strict, no_shell, verbose, configs) -> None:
+def lint(ctx: click.Context, driver, runtime, firewall, profiles, kernel_dir, fmt, jobs, strict, no_shell, verbose,
+         configs) -> None:
     """Check many kernel configurations for docker and a storage driver, for CI.
 
     CONFIG may be files (any name, plain or .gz), directories (searched
@@ -299,7 +313,7 @@ def lint(ctx: click.Context, driver, profiles, kernel_dir, fmt, jobs, strict, no
     from kcheck.cli import use_colour
 
     run = run_lint(configs, driver=driver, profile_files=profiles, kernel_dir=kernel_dir, jobs=jobs, strict=strict,
-                   allow_shell=not no_shell)
+                   allow_shell=not no_shell, runtime=runtime or "docker", firewall=firewall)
     click.echo(render_lint(fmt, run, verbose=verbose), color=use_colour())
     document = fmt in ("json", "junit", "sarif")
     click.echo(run.summary_line(), err=document)

@@ -19,12 +19,15 @@ from pathlib import Path
 import click
 
 from kcheck import dotconfig, safewrite, version
-from kcheck.check import select_profiles
+from kcheck.check import initial_facts, select_profiles
 from kcheck.errors import EXIT_FAIL, InputError
 from kcheck.fix import oracle, render, verified
 from kcheck.fix.plan import FixPlan, make_plan
 from kcheck.locate import locate, running_release, under_root
 from kcheck.model import CheckContext
+from kcheck.completion import complete_driver
+from kcheck.progress import quiet_option
+from kcheck.options import firewall_option, runtime_option
 
 path_option = click.Path(path_type=Path)
 
@@ -98,17 +101,21 @@ def write_outputs(plan: FixPlan, outputs: Outputs, profiles: list[str], text: st
 
 
 def plan_for_tree(tree, config: Path, profiles, *, root: Path = Path("/"), build_dir: Path | None = None,
-                  kernel_version: str | None = None, include_recommended: bool = False, keep: Sequence[str] = ()):
+                  kernel_version: str | None = None, include_recommended: bool = False,
+                  facts: dict[str, str] | None = None, keep: Sequence[str] = ()):
     """Plan the fix of ``config`` on a loaded :class:`~kcheck.kconfig.KconfigTree`; return (plan, version).
 
     The same steps the command takes, for callers that hold a parsed tree
     (the tests and ``bench/fix_bench.py`` reuse one tree for many configs).
+    ``facts`` are the user's choices (``runtime``, ``firewall``; see
+    :func:`kcheck.check.initial_facts`).
     """
     plain = dotconfig.load(config)
     kver = version.detect(override=kernel_version, tree=tree.srctree, build_dir=build_dir,
                           header_version=plain.header_version)
     source = tree.read(config)
-    ctx = CheckContext(root=root, source=source, tree=tree.srctree, build_dir=build_dir, kernel_version=kver)
+    ctx = CheckContext(root=root, source=source, tree=tree.srctree, build_dir=build_dir, kernel_version=kver,
+                       facts=dict(facts or {}))
     plan = make_plan(tree.kconf, profiles, ctx, include_recommended=include_recommended, read=tree.read, keep=keep)
     return plan, kver
 
@@ -133,10 +140,15 @@ def start_conf(tree: Path, arch: str, original: str, *, no_shell: bool, quiet: b
     return conf, conf.start(original), None
 
 
-def apply_command(*, driver: str, profile_files: Sequence[Path], tree: Path, config: Path, keep: Sequence[str],
-                  include_recommended: bool, kernel_version: str | None, no_shell: bool, root: Path) -> str:
+def apply_command(*, driver: str, runtime: str | None, firewall: str | None, profile_files: Sequence[Path], tree: Path,
+                  config: Path, keep: Sequence[str], include_recommended: bool, kernel_version: str | None,
+                  no_shell: bool, root: Path) -> str:
     """The exact command line that applies the plan just shown (every input spelled out)."""
     argv = ["kcheck", "fix", "--driver", driver]
+    if runtime and runtime != "docker":
+        argv += ["--runtime", runtime]
+    if firewall:
+        argv += ["--firewall", firewall]
     for profile in profile_files:
         argv += ["--profile", str(profile)]
     argv += ["--kernel-dir", str(tree), "--config", str(config)]
@@ -154,7 +166,11 @@ def apply_command(*, driver: str, profile_files: Sequence[Path], tree: Path, con
 
 
 @click.command(epilog=FIX_EPILOG)
-@click.option("--driver", "-d", required=True, metavar="DRIVER", help="Storage driver to fix the configuration for.")
+@quiet_option
+@click.option("--driver", "-d", required=True, metavar="DRIVER", help="Storage driver to fix the configuration for.",
+              shell_complete=complete_driver)
+@runtime_option("docker")
+@firewall_option("iptables-legacy, as check-config.sh checks")
 @click.option("--profile", "profile_files", multiple=True, type=path_option, metavar="FILE",
               help="Also make your own requirement profile (TOML) hold; repeatable.")
 @click.option("--kernel-dir", "-k", type=path_option, metavar="DIR",
@@ -175,8 +191,8 @@ def apply_command(*, driver: str, profile_files: Sequence[Path], tree: Path, con
 @click.option("--kernel-version", metavar="VERSION", help="Override the kernel version the rules use.")
 @click.option("--no-shell", is_flag=True, help="Never run the tree's $(shell,...) Kconfig macros.")
 @click.option("--verbose", "-v", is_flag=True, help="Also list every other value that changes, in groups.")
-def fix(driver, profile_files, kernel_dir, config, keep, write, output, no_backup, fragment, dist_kernel, show_diff,
-        root, fmt, include_recommended, kernel_version, no_shell, verbose) -> None:
+def fix(driver, runtime, firewall, profile_files, kernel_dir, config, keep, write, output, no_backup, fragment,
+        dist_kernel, show_diff, root, fmt, include_recommended, kernel_version, no_shell, verbose) -> None:
     """Plan (and with --write apply) the fewest changes that make DRIVER's requirements hold.
 
     Without --write, --output, --fragment or --dist-kernel this is a dry run:
@@ -189,7 +205,9 @@ def fix(driver, profile_files, kernel_dir, config, keep, write, output, no_backu
     if write and output:
         raise click.UsageError("--write and --output both name where to write: choose one")
     keep = tuple(dict.fromkeys(name.removeprefix("CONFIG_") for name in keep))
-    profiles = select_profiles(driver, profile_files)
+    runtime = runtime or "docker"
+    profiles = select_profiles(driver, profile_files, runtime=runtime)
+    facts = initial_facts(runtime, firewall)
     names = [p.name for p in profiles]
     location = locate(config=config, kernel_dir=kernel_dir, root=root)
     if location.tree is None:
@@ -213,13 +231,19 @@ def fix(driver, profile_files, kernel_dir, config, keep, write, output, no_backu
     if unknown:
         raise InputError(f"--keep {unknown[0]}: no such option in {location.tree}; check the name (without CONFIG_)")
     plan, kver = plan_for_tree(tree, location.config, profiles, root=root, build_dir=location.build_dir,
-                               kernel_version=kernel_version, include_recommended=include_recommended, keep=keep)
+                               kernel_version=kernel_version, include_recommended=include_recommended, facts=facts,
+                               keep=keep)
     settled = None
     if plan.ok and (plan.changes or output is not None):
         settled = verified.settle(plan, tree.kconf, original, conf, baseline, why_not, keep)
 
+    if firewall is None and any(c.symbol == "PREEMPT_RT" for c in plan.changes):
+        # The default backend (iptables-legacy) is what costs real time here; the user may not need it.
+        click.echo("kcheck: note: only the default firewall backend, iptables-legacy, needs PREEMPT_RT off; "
+                   "--firewall nftables or --firewall iptables-nft keeps this kernel real-time", err=True)
     shown = str(location.config)
-    command = apply_command(driver=driver, profile_files=profile_files, tree=location.tree, config=location.config,
+    command = apply_command(driver=driver, runtime=runtime, firewall=firewall, profile_files=profile_files,
+                            tree=location.tree, config=location.config,
                             keep=keep, include_recommended=include_recommended, kernel_version=kernel_version,
                             no_shell=no_shell, root=root)
     echo_err = lambda line: click.echo(line, err=True)  # noqa: E731

@@ -22,6 +22,8 @@ from kcheck.errors import InputError
 from kcheck.kconfig.env import arch_from_config
 from kcheck.kconfig.tree import KconfigTree
 from kcheck.kconfig.why import blockers, evaluate, exists, selectors
+from kcheck.completion import complete_symbol
+from kcheck.progress import quiet_option
 
 DEFAULT_KERNEL_DIR = Path("/usr/src/linux")
 
@@ -114,7 +116,7 @@ def render_text(info: dict) -> str:
     where = f"{info['tree']} (Linux {info['kernel_version']}, ARCH={info['arch']})"
     written = info["written"]
     in_file = (f"{written['value']} (line {written['line']} of {info['config']})"
-               if written else f"not set in {info['config']}")
+               if written else f"not in the file ({info['config']} does not mention CONFIG_{name})")
     if not info["exists"]:
         lines = [f"{name}: does not exist in {where}", f"  in the file:   {in_file}"]
         if info.get("similar"):
@@ -172,9 +174,11 @@ def locate_config(kernel_dir: Path, config: Path | None) -> Path:
 
 
 @click.command("explain")
-@click.argument("symbol")
+@quiet_option
+@click.argument("symbol", shell_complete=complete_symbol)
 @click.option("--kernel-dir", "-k", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_KERNEL_DIR,
-              show_default=True, help="Kernel source tree whose Kconfig files decide.")
+              envvar="KERNEL_DIR", show_default=True, show_envvar=True,  # as the check reads it
+              help="Kernel source tree whose Kconfig files decide.")
 @click.option("--config", "-c", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Configuration to explain (default: <kernel-dir>/.config).")
 @click.option("--arch", default=None,

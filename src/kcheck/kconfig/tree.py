@@ -25,7 +25,7 @@ from pathlib import Path
 
 import kconfiglib
 
-from kcheck import dotconfig
+from kcheck import dotconfig, progress
 from kcheck.dotconfig import DotConfig
 from kcheck.errors import InputError, KcheckError
 from kcheck.kconfig import cache
@@ -161,7 +161,9 @@ class KconfigTree:
             kconf = cache.load(entry, str(srctree), env) if use_cache else None
             from_cache = kconf is not None
             if kconf is None:
-                kconf = _parse(srctree, allow_shell, choice_rules_for(srctree, env["KERNELVERSION"]))
+                with progress.step(f"reading the Kconfig files of Linux {env['KERNELVERSION']} in {srctree} for ARCH={env['ARCH']}",
+                                   how_often="once per tree; later runs use the cache" if use_cache else "not cached"):
+                    kconf = _parse(srctree, allow_shell, choice_rules_for(srctree, env["KERNELVERSION"]))
                 if use_cache:
                     cache.store_in_background(entry, kconf, env)
         tree = cls(srctree, env["ARCH"], env, kconf, allow_shell=allow_shell, from_cache=from_cache)

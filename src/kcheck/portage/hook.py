@@ -201,13 +201,14 @@ def storage_driver(root: Path) -> tuple[str, str | None]:
     Read from ``<root>/etc/docker/daemon.json`` (``"storage-driver"``); docker
     picks overlay2 when none is named.
     """
+    from kcheck.host.docker import load_daemon_json
+
     path = root / "etc" / "docker" / "daemon.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return DEFAULT_STORAGE_DRIVER, None
-    except (OSError, ValueError) as exc:
-        return DEFAULT_STORAGE_DRIVER, f"cannot read {path} ({exc}); assuming {DEFAULT_STORAGE_DRIVER}"
+        data = load_daemon_json(path)
+    except KcheckError as exc:
+        # Bounded and depth-safe: a FIFO or a hostile file must not stall or crash the merge.
+        return DEFAULT_STORAGE_DRIVER, f"{exc.message}; assuming {DEFAULT_STORAGE_DRIVER}"
     driver = data.get("storage-driver") if isinstance(data, dict) else None
     if not isinstance(driver, str) or not driver:
         return DEFAULT_STORAGE_DRIVER, None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from kcheck.fix.plan import FixPlan, make_plan
 from kcheck.locate import locate, running_release, under_root
 from kcheck.model import CheckContext
 from kcheck.completion import complete_driver
+from kcheck import progress
 from kcheck.progress import quiet_option
 from kcheck.options import firewall_option, runtime_option
 
@@ -120,7 +120,7 @@ def plan_for_tree(tree, config: Path, profiles, *, root: Path = Path("/"), build
     return plan, kver
 
 
-def start_conf(tree: Path, arch: str, original: str, *, no_shell: bool, quiet: bool):
+def start_conf(tree: Path, arch: str, original: str, *, no_shell: bool):
     """The tree's conf and its background run on the unchanged file, or (None, None, why there is none).
 
     Started before the Kconfig parse so that the two overlap.
@@ -132,9 +132,9 @@ def start_conf(tree: Path, arch: str, original: str, *, no_shell: bool, quiet: b
     refused = untrusted_tree(tree)
     if refused:
         return None, None, f"the tree is not trusted with a build ({refused.split(':')[0]})"
-    progress = None if quiet else (lambda line: click.echo(f"kcheck: {line}", err=True))
     try:
-        conf = oracle.prepare(tree, arch, progress=progress)
+        conf = oracle.prepare(tree, arch, progress=lambda what: progress.step(
+            what, how_often="once per tree, in kcheck's cache; later runs reuse it"))
     except oracle.OracleError as exc:
         return None, None, str(exc)
     return conf, conf.start(original), None
@@ -221,7 +221,7 @@ def fix(driver, runtime, firewall, profile_files, kernel_dir, config, keep, writ
     plain = dotconfig.load(location.config)
     original = dotconfig.read_bytes(location.config).decode("utf-8", "replace")
     arch = plain.header_arch or os.environ.get("ARCH") or subarch()
-    conf, baseline, why_not = start_conf(location.tree, arch, original, no_shell=no_shell, quiet=not sys.stderr.isatty())
+    conf, baseline, why_not = start_conf(location.tree, arch, original, no_shell=no_shell)
     if baseline is not None:
         click.get_current_context().call_on_close(baseline.cancel)  # no make outlives the command
     tree = KconfigTree.load(location.tree, arch=plain.header_arch, allow_shell=not no_shell)

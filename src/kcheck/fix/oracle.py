@@ -39,6 +39,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from typing import ContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,11 +303,12 @@ def missing_tools(env: Mapping[str, str]) -> list[str]:
     return [t for t in [*TOOLS, hostcc] if shutil.which(t, path=env.get("PATH")) is None]
 
 
-def prepare(srctree: Path, arch: str, *, progress: Callable[[str], None] | None = None,
+def prepare(srctree: Path, arch: str, *, progress: Callable[[str], ContextManager[object]] | None = None,
             environ: Mapping[str, str] | None = None) -> Conf:
     """The tree's ``conf``, built on first use (once per tree and arch); raises :class:`OracleError`.
 
-    ``progress`` is told, in a sentence, when the one-time build starts.
+    The one-time build runs inside ``progress(what)`` (a context manager, such
+    as :func:`kcheck.progress.step`), so a user sees what the wait is for.
     """
     srctree = Path(srctree).resolve()
     env = make_env(environ)
@@ -320,9 +322,8 @@ def prepare(srctree: Path, arch: str, *, progress: Callable[[str], None] | None 
         built = all((entry / f"build-{i}" / "scripts" / "kconfig" / "conf").is_file() for i in range(SLOTS))
         if built and (entry / _BUILT).exists() and _shadow_is_current(srctree, conf.shadow):
             return conf
-        if progress is not None:
-            progress(f"building the kernel's conf for {srctree} in {entry} (once per tree)")
-        with _all_slots(entry):
+        with (progress or (lambda _: contextlib.nullcontext()))(f"building the kernel's conf for {srctree}"), \
+                _all_slots(entry):
             (entry / _BUILT).unlink(missing_ok=True)
             _shadow(srctree, conf.shadow, srcarch(arch))
             first = entry / "build-0"

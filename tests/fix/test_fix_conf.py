@@ -9,9 +9,13 @@ feature is never given up silently (``--keep`` forbids it).
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
+import signal
 import subprocess
+import sys
+import time
 
 import kconfiglib
 import pytest
@@ -167,3 +171,22 @@ def test_without_a_toolchain_the_plan_says_it_was_verified_by_the_engine_only(li
     assert result.exit_code == 0, result.output
     assert "Verified by kcheck's engine only: the kernel's conf cannot be built here (no kcheck-no-such-bison)" in result.output
     assert realkernel.read_assignments(config)["BTRFS_FS"] in ("y", "m")
+
+
+def test_a_terminated_fix_leaves_no_make_and_no_temporary_directory(linux_6_1, make_config, tmp_path):
+    config = tmp_path / ".config"
+    shutil.copyfile(make_config(linux_6_1, "defconfig"), config)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(private_tmp))
+    proc = subprocess.Popen([sys.executable, "-m", "kcheck", "fix", "-d", "btrfs", "-k", str(linux_6_1), "-c", str(config)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not any(private_tmp.glob("kcheck-conf-*")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert any(private_tmp.glob("kcheck-conf-*")), "conf's run on the unchanged file never started"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert list(private_tmp.iterdir()) == []
+    running = subprocess.run(["pgrep", "-f", f"KCONFIG_CONFIG={private_tmp}"], capture_output=True, text=True)
+    assert running.stdout == ""

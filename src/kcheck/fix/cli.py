@@ -9,8 +9,10 @@ only then writes, each output through :func:`kcheck.safewrite.write_atomic`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +142,24 @@ def start_conf(tree: Path, arch: str, original: str, *, no_shell: bool):
     return conf, conf.start(original), None
 
 
+@contextlib.contextmanager
+def exit_on_termination():
+    """Turn SIGTERM and SIGHUP into a normal exit (status 128+N), so the command's clean-up runs.
+
+    Python's default for them ends the process on the spot, which would leave
+    conf's make running and its temporary directory behind.
+    """
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def apply_command(*, driver: str, runtime: str | None, firewall: str | None, profile_files: Sequence[Path], tree: Path,
                   config: Path, keep: Sequence[str], include_recommended: bool, kernel_version: str | None,
                   no_shell: bool, root: Path) -> str:
@@ -221,9 +241,10 @@ def fix(driver, runtime, firewall, profile_files, kernel_dir, config, keep, writ
     plain = dotconfig.load(location.config)
     original = dotconfig.read_bytes(location.config).decode("utf-8", "replace")
     arch = plain.header_arch or os.environ.get("ARCH") or subarch()
+    ctx = click.get_current_context()
+    ctx.with_resource(exit_on_termination())
+    ctx.call_on_close(oracle.cancel_all)  # no make outlives the command, and no temporary directory
     conf, baseline, why_not = start_conf(location.tree, arch, original, no_shell=no_shell)
-    if baseline is not None:
-        click.get_current_context().call_on_close(baseline.cancel)  # no make outlives the command
     tree = KconfigTree.load(location.tree, arch=plain.header_arch, allow_shell=not no_shell)
     if tree.shell_refused:
         click.echo(f"kcheck: note: {tree.shell_refused}", err=True)

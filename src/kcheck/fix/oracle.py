@@ -244,12 +244,13 @@ class Run:
     """
 
     def __init__(self, conf: Conf, text: str) -> None:
+        self._cancelled = threading.Event()
+        _active.add(self)  # first: cancel_all() must see it whenever its directory exists
         self._tmp = Path(tempfile.mkdtemp(prefix="kcheck-conf-"))
         self._config = self._tmp / ".config"
         self._config.write_text(text, encoding="utf-8")
         self._proc: subprocess.Popen[str] | None = None
         self._output: tuple[int, str] | None = None
-        self._cancelled = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(conf,), name="kcheck-conf", daemon=True)
         self._thread.start()
 
@@ -280,16 +281,30 @@ class Run:
             return self._config.read_text(encoding="utf-8", errors="replace")
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)
+            _active.discard(self)
 
     def cancel(self) -> None:
         """Stop make if it still runs, and clean up (nothing happens after :meth:`result`)."""
         self._cancelled.set()
-        proc = self._proc
+        proc = getattr(self, "_proc", None)
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 15)
-        self._thread.join()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        if hasattr(self, "_thread"):
+            self._thread.join()
+        if hasattr(self, "_tmp"):
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        _active.discard(self)
+
+
+#: Runs whose temporary directory may still exist (see :func:`cancel_all`).
+_active: set[Run] = set()
+
+
+def cancel_all() -> None:
+    """Stop every background run of this process and remove its directory (a command's clean-up)."""
+    for run in list(_active):
+        run.cancel()
 
 
 def _last_line(proc: subprocess.CompletedProcess[str]) -> str:

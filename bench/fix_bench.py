@@ -1,6 +1,6 @@
 """Time ``kcheck fix`` per driver next to the kernel's ``make olddefconfig`` on the same tree.
 
-Usage: ``python bench/fix_bench.py [--series 6.1] [--runs 3]``
+Usage: ``python bench/fix_bench.py [--series 6.1] [--runs 3] [--starts tinyconfig,defconfig,debian]``
 
 For each starting configuration (tinyconfig, defconfig, Debian's amd64 config
 with the driver's symbols off) and each profile it prints the median
@@ -52,7 +52,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", default="6.1")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--starts", default="tinyconfig,defconfig,debian",
+                        help="comma-separated starting configurations (tinyconfig, defconfig, debian)")
     args = parser.parse_args()
+    chosen = args.starts.split(",")
     tree = realkernel.source_tree(args.series)
     work = Path(tempfile.mkdtemp(prefix="fix-bench-"))
     outdir = work / "oracle"
@@ -75,6 +78,8 @@ def main() -> None:
     print(f"{'start':<11} {'profile':<15} {'kcheck fix':>10} {'olddefconfig':>12} {'ratio':>6} "
           f"{'fix cpu':>8} {'make cpu':>8} {'ratio':>6} {'changes':>8} {'verified':>9}")
     for start, base in starts.items():
+        if start not in chosen:
+            continue
         for profile in sorted(CASES):
             config = work / f"{start}-{profile}.config"
             if start == "debian":

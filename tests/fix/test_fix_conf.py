@@ -113,33 +113,37 @@ def rt_config(debian_configs_7_3):
 
 
 def test_docker_on_the_rt_config_keeps_preempt_rt(linux_7_3, rt_config, tmp_path):
-    """Needs docker's nftables firewall backend in the profiles (nothing legacy, so nothing against PREEMPT_RT)."""
+    """No --firewall: the backend whose plan gives nothing up (iptables-nft) wins over the legacy default."""
     config = tmp_path / ".config"
     shutil.copyfile(rt_config, config)
     result = fix("-d", "overlay2", "-k", linux_7_3, "-c", config, "--write")
     assert result.exit_code == 0, result.output
-    assert realkernel.read_assignments(config)["PREEMPT_RT"] == "y"
+    written = realkernel.read_assignments(config)
+    assert written["PREEMPT_RT"] == "y"
+    assert written["NETFILTER_XT_NAT"] in ("y", "m")  # what iptables-nft's rules need
 
 
 def test_turning_preempt_rt_off_is_never_silent_and_keep_forbids_it(linux_7_3, rt_config, tmp_path):
+    # iptables-legacy's xtables depend on !PREEMPT_RT (7.x): the only plan turns real time off.
     config = tmp_path / ".config"
     shutil.copyfile(rt_config, config)
-    dry = fix("-d", "overlay2", "-k", linux_7_3, "-c", config)
+    dry = fix("-d", "overlay2", "--firewall", "iptables-legacy", "-k", linux_7_3, "-c", config)
     assert dry.exit_code == 0, dry.output
     lines = dry.output.splitlines()
     plan_line = next(i for i, line in enumerate(lines) if line.startswith("kcheck fix:"))
-    if any(line.split()[:3] == ["PREEMPT_RT", "y", "->"] for line in lines):
-        warning = next(line for line in lines[:plan_line] if "turns off PREEMPT_RT" in line)
-        assert "--keep PREEMPT_RT" in warning and "NETFILTER_XTABLES_LEGACY" in warning  # the real chain
+    assert any(line.split()[:4] == ["PREEMPT_RT", "y", "->", "n"] for line in lines[plan_line:])
+    warning = next(line for line in lines[:plan_line] if "turns off PREEMPT_RT" in line)
+    # The real chain, whichever way the profiles say it: the legacy xtables against real time.
+    assert "--keep PREEMPT_RT" in warning and ("NETFILTER_XTABLES_LEGACY needs PREEMPT_RT off" in warning
+                                               or "legacy x_tables" in warning), warning
 
     before = config.read_bytes()
-    kept = fix("-d", "overlay2", "-k", linux_7_3, "-c", config, "--keep", "PREEMPT_RT", "--write")
-    if kept.exit_code == 1:
-        assert "PREEMPT_RT stays y (--keep)" in kept.output and "nothing was written" in kept.output
-        assert config.read_bytes() == before and not config.with_name(".config.old").exists()
-    else:
-        assert kept.exit_code == 0, kept.output
-        assert realkernel.read_assignments(config)["PREEMPT_RT"] == "y"
+    kept = fix("-d", "overlay2", "--firewall", "iptables-legacy", "-k", linux_7_3, "-c", config,
+               "--keep", "PREEMPT_RT", "--write")
+    assert kept.exit_code == 1, kept.output
+    assert "PREEMPT_RT stays y (--keep)" in kept.output and "nothing was written" in kept.output
+    assert "depends on !PREEMPT_RT" in kept.output
+    assert config.read_bytes() == before and not config.with_name(".config.old").exists()
 
 
 def test_a_tree_built_in_place_is_verified_through_a_shadow(linux_6_1, make_config, tmp_path):

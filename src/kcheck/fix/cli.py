@@ -23,7 +23,8 @@ from kcheck import dotconfig, safewrite, version
 from kcheck.check import initial_facts, select_profiles
 from kcheck.errors import EXIT_FAIL, InputError
 from kcheck.fix import oracle, render, verified
-from kcheck.fix.plan import FixPlan, make_plan
+from kcheck import firewall as firewall_module
+from kcheck.fix.plan import FixPlan, make_plan, turned_off
 from kcheck.locate import locate, running_release, under_root
 from kcheck.model import CheckContext
 from kcheck.completion import complete_driver
@@ -32,6 +33,10 @@ from kcheck.progress import quiet_option
 from kcheck.options import firewall_option, runtime_option
 
 path_option = click.Path(path_type=Path)
+
+#: Firewall backends tried, in order, when the default one would make the plan turn something off
+#: (iptables-nft first: it serves every docker release; docker's own nftables backend is newer).
+FIREWALL_ALTERNATIVES = ("iptables-nft", "nftables")
 
 FIX_EPILOG = """\b
 Exit status:
@@ -251,9 +256,24 @@ def fix(driver, runtime, firewall, profile_files, kernel_dir, config, keep, writ
     unknown = [name for name in keep if name not in tree.kconf.syms or not tree.kconf.syms[name].nodes]
     if unknown:
         raise InputError(f"--keep {unknown[0]}: no such option in {location.tree}; check the name (without CONFIG_)")
-    plan, kver = plan_for_tree(tree, location.config, profiles, root=root, build_dir=location.build_dir,
-                               kernel_version=kernel_version, include_recommended=include_recommended, facts=facts,
-                               keep=keep)
+    def plan_with(facts):
+        return plan_for_tree(tree, location.config, profiles, root=root, build_dir=location.build_dir,
+                             kernel_version=kernel_version, include_recommended=include_recommended, facts=facts,
+                             keep=keep)
+
+    plan, kver = plan_with(facts)
+    lost = turned_off(plan) if plan.ok and firewall is None and runtime in ("docker", "podman") else []
+    if lost:
+        # No backend was chosen, so the default (iptables-legacy) is an assumption, not the user's wish:
+        # a backend whose plan gives nothing up wins, as a plan that only adds wins over one that turns off.
+        for other in FIREWALL_ALTERNATIVES:
+            alternative, _ = plan_with(initial_facts(runtime, other))
+            if alternative.ok and not turned_off(alternative):
+                click.echo(f"kcheck: note: no --firewall given: planned for {other}, which keeps {', '.join(lost)} "
+                           f"({firewall_module.DEFAULT_BACKEND} would turn it off); run {runtime} with {other}, "
+                           f"or give --firewall {firewall_module.DEFAULT_BACKEND} to insist", err=True)
+                plan, firewall = alternative, other
+                break
     settled = None
     if plan.ok and (plan.changes or output is not None):
         settled = verified.settle(plan, tree.kconf, original, conf, baseline, why_not, keep)

@@ -218,6 +218,11 @@ def user_features(kconf: kconfiglib.Kconfig, syms: Iterable[Symbol]) -> list[Sym
             and s.tri_value >= 1 and any(node.prompt for node in s.nodes)]
 
 
+def turned_off(plan: FixPlan) -> list[str]:
+    """The options the plan itself switches off that were on (y or m) before it."""
+    return [c.symbol for c in plan.changes if c.new == "n" and c.old in ("y", "m")]
+
+
 def solve(kconf: kconfiglib.Kconfig, goals: Sequence[Wanted], before: dict[str, str],
           keep: Sequence[str] = ()) -> FixPlan:
     """Plan the fewest changes making ``goals`` hold; replay and leave kconf in the planned state.

@@ -157,6 +157,14 @@ def _why_drift(kconf: kconfiglib.Kconfig, name: str, new: str) -> str:
     return _why_derived(kconf, sym, new)
 
 
+def _required_because(plan: FixPlan, name: str) -> str:
+    """Why a requirement names ``name``: the profile, what it wants and its own reason."""
+    for w in plan.wanted:
+        if name in w.requirement.names:
+            return f"{w.profile} wants {name} {w.requirement.expect}: {w.requirement.reason}"
+    return "a requirement names it"
+
+
 def _toolchain_warning(file_values: Mapping[str, str], baseline: Mapping[str, str], drift: int) -> str | None:
     moved = [f'{n} "{file_values[n]}", here "{baseline.get(n, ABSENT)}"'
              for n in TOOLCHAIN if n in file_values and file_values[n] != baseline.get(n, file_values[n])]
@@ -229,7 +237,7 @@ def settle(
     for name in _differ(kconf, file_values, written, names):
         old, new = file_values.get(name, _unset(kconf, name)), written.get(name, _unset(kconf, name))
         if name in changes:
-            why = changes[name].why or "a requirement names it"
+            why = changes[name].why or _required_because(plan, name)
             out.planned.append(ValueChange(name, old, new, why))
         elif base_values.get(name, _unset(kconf, name)) != new:
             sym = kconf.syms.get(name)

@@ -148,14 +148,17 @@ def start_conf(tree: Path, arch: str, original: str, *, no_shell: bool):
 
 
 @contextlib.contextmanager
-def exit_on_termination():
-    """Turn SIGTERM and SIGHUP into a normal exit (status 128+N), so the command's clean-up runs.
+def stop_conf_on_termination():
+    """On SIGTERM or SIGHUP, stop conf's runs and remove their directories, then die of the signal as before.
 
-    Python's default for them ends the process on the spot, which would leave
-    conf's make running and its temporary directory behind.
+    Python's default ends the process on the spot, which would leave conf's
+    make (its own process group) running and its temporary directory behind.
+    Nothing else changes: the process still ends by the signal, at once.
     """
     def stop(signum, _frame):
-        raise SystemExit(128 + signum)
+        oracle.cancel_all()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
@@ -247,7 +250,7 @@ def fix(driver, runtime, firewall, profile_files, kernel_dir, config, keep, writ
     original = dotconfig.read_bytes(location.config).decode("utf-8", "replace")
     arch = plain.header_arch or os.environ.get("ARCH") or subarch()
     ctx = click.get_current_context()
-    ctx.with_resource(exit_on_termination())
+    ctx.with_resource(stop_conf_on_termination())
     ctx.call_on_close(oracle.cancel_all)  # no make outlives the command, and no temporary directory
     conf, baseline, why_not = start_conf(location.tree, arch, original, no_shell=no_shell)
     tree = KconfigTree.load(location.tree, arch=plain.header_arch, allow_shell=not no_shell)

@@ -222,10 +222,6 @@ class Conf:
         return ["make", "-s", "-C", str(self.shadow), f"O={build}", f"ARCH={self.arch}",
                 f"KCONFIG_CONFIG={config}", "olddefconfig"]
 
-    def _make(self, build: Path, config: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self._command(build, config), env=self.env, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL)
-
     def olddefconfig(self, text: str) -> str:
         """What ``make olddefconfig`` writes for a ``.config`` holding ``text`` (in a private temp dir)."""
         return self.start(text).result()
@@ -243,7 +239,7 @@ class Run:
     command that ends early calls :meth:`cancel` so that no make outlives it.
     """
 
-    def __init__(self, conf: Conf, text: str) -> None:
+    def __init__(self, conf: Conf, text: str, build: Path | None = None) -> None:
         self._cancelled = threading.Event()
         _active.add(self)  # first: cancel_all() must see it whenever its directory exists
         self._tmp = Path(tempfile.mkdtemp(prefix="kcheck-conf-"))
@@ -251,16 +247,19 @@ class Run:
         self._config.write_text(text, encoding="utf-8")
         self._proc: subprocess.Popen[str] | None = None
         self._output: tuple[int, str] | None = None
-        self._thread = threading.Thread(target=self._run, args=(conf,), name="kcheck-conf", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(conf, build), name="kcheck-conf", daemon=True)
         self._thread.start()
 
-    def _run(self, conf: Conf) -> None:
+    def _run(self, conf: Conf, fixed: Path | None) -> None:
         try:
-            with _free_slot(conf.entry) as build:
+            # ``fixed``: the build directory the caller already holds (the first build of conf).
+            with contextlib.nullcontext(fixed) if fixed is not None else _free_slot(conf.entry) as build:
                 if self._cancelled.is_set():
                     return
-                # Its own process group, so that cancel() stops make and everything it started.
-                self._proc = subprocess.Popen(conf._command(build, self._config), env=conf.env, text=True,
+                # Its own process group, so that cancel() stops make and everything it started; its own
+                # TMPDIR, so that what a stopped compiler probe leaves goes with the directory.
+                env = dict(conf.env, TMPDIR=str(self._tmp))
+                self._proc = subprocess.Popen(conf._command(build, self._config), env=env, text=True,
                                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                               stderr=subprocess.STDOUT, start_new_session=True)
                 out, _ = self._proc.communicate()
@@ -307,11 +306,6 @@ def cancel_all() -> None:
         run.cancel()
 
 
-def _last_line(proc: subprocess.CompletedProcess[str]) -> str:
-    lines = [line.strip(" *") for line in (proc.stderr or proc.stdout).splitlines() if line.strip(" *")]
-    return lines[-1] if lines else f"exit status {proc.returncode}"
-
-
 def missing_tools(env: Mapping[str, str]) -> list[str]:
     """The commands building ``conf`` needs that are not on ``PATH`` (the host C compiler included)."""
     hostcc = (env.get("HOSTCC") or ("clang" if env.get("LLVM") else "gcc")).split()[0]
@@ -343,12 +337,11 @@ def prepare(srctree: Path, arch: str, *, progress: Callable[[str], ContextManage
             _shadow(srctree, conf.shadow, srcarch(arch))
             first = entry / "build-0"
             first.mkdir(mode=0o700, exist_ok=True)
-            with tempfile.TemporaryDirectory(prefix="kcheck-conf-") as tmp:
-                config = Path(tmp) / ".config"
-                config.touch()
-                proc = conf._make(first, config)
-            if proc.returncode != 0:
-                raise OracleError(f"building the kernel's conf in {first} failed: {_last_line(proc)}")
+            try:
+                # make olddefconfig on an empty file builds conf; as a Run, a terminated kcheck stops it too.
+                Run(conf, "", build=first).result()
+            except OracleError as exc:
+                raise OracleError(f"building the kernel's conf in {first} failed: {exc}") from None
             # The other slots are copies: make finds them up to date (their paths are all relative or the shadow's).
             for i in range(1, SLOTS):
                 other = entry / f"build-{i}"

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import kconfiglib
-from kconfiglib import BOOL, TRISTATE, Symbol
+from kconfiglib import BOOL, TRISTATE
 
 from kcheck.fix import oracle
 from kcheck.fix.plan import ABSENT, FixPlan, _why_derived

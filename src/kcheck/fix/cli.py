@@ -19,18 +19,17 @@ from pathlib import Path
 
 import click
 
-from kcheck import dotconfig, safewrite, version
+from kcheck import dotconfig, progress, safewrite, version
+from kcheck import firewall as firewall_module
 from kcheck.check import initial_facts, select_profiles
+from kcheck.completion import complete_driver
 from kcheck.errors import EXIT_FAIL, InputError
 from kcheck.fix import oracle, render, verified
-from kcheck import firewall as firewall_module
 from kcheck.fix.plan import FixPlan, make_plan, turned_off
 from kcheck.locate import locate, running_release, under_root
 from kcheck.model import CheckContext
-from kcheck.completion import complete_driver
-from kcheck import progress
-from kcheck.progress import quiet_option
 from kcheck.options import firewall_option, runtime_option
+from kcheck.progress import quiet_option
 
 path_option = click.Path(path_type=Path)
 

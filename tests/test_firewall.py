@@ -172,4 +172,6 @@ def test_fix_without_firewall_says_real_time_can_stay(debian_configs_7_3, linux_
     config = str(debian_configs_7_3["amd64_none_rt-amd64"])
     result = CliRunner().invoke(main, ["fix", "-d", "overlay2", "-k", str(linux_7_3), "-c", config])
     assert result.exit_code == 0 and "PREEMPT_RT" in result.output
-    assert "--firewall nftables or --firewall iptables-nft keeps this kernel real-time" in result.output
+    # Without --firewall, fix plans for the backend that keeps real time (a plan that only adds wins), and says so.
+    assert "no --firewall given: planned for iptables-nft, which keeps PREEMPT_RT" in result.output
+    assert "--firewall iptables-legacy to insist" in result.output

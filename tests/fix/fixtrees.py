@@ -55,10 +55,10 @@ def profile(goals: Sequence[Goal]):
     return parse(f'name = "t"\n[[group]]\nname = "g"\nseverity = "required"\nrequirements = [\n{entries}\n]\n', Path("t.toml"))
 
 
-def plan(kconf: kconfiglib.Kconfig, goals: Sequence[Goal], tree: Path | None = None) -> FixPlan:
-    """Run the whole fix flow for ``goals`` on ``kconf``."""
+def plan(kconf: kconfiglib.Kconfig, goals: Sequence[Goal], tree: Path | None = None, keep: Sequence[str] = ()) -> FixPlan:
+    """Run the whole fix flow for ``goals`` on ``kconf`` (``keep``: the symbols of ``--keep``)."""
     ctx = CheckContext(root=Path("/"), source=KconfSource(kconf), tree=tree, build_dir=None, kernel_version=None)
-    return make_plan(kconf, [profile(goals)], ctx)
+    return make_plan(kconf, [profile(goals)], ctx, keep=keep)
 
 
 def holds(kconf: kconfiglib.Kconfig, goals: Sequence[Goal]) -> bool:
@@ -79,9 +79,19 @@ def settable(kconf: kconfiglib.Kconfig) -> list[kconfiglib.Symbol]:
             if s.orig_type in (kconfiglib.BOOL, kconfiglib.TRISTATE) and any(n.prompt for n in s.nodes)]
 
 
+def features(kconf: kconfiglib.Kconfig) -> list[kconfiglib.Symbol]:
+    """The user's features: settable symbols the file sets y or m that are on now."""
+    return [s for s in settable(kconf) if s.user_value in (1, 2) and s.tri_value >= 1]
+
+
 def brute_minimum(kconf: kconfiglib.Kconfig, goals: Sequence[Goal], max_size: int | None = None) -> int | None:
-    """The fewest user-value changes making ``goals`` hold, by exhaustive search (None: impossible)."""
+    """The size of the best plan by exhaustive search (None: impossible).
+
+    Best is fewest features turned off first (a plan that only adds beats any
+    plan that gives something up), then fewest user-value changes.
+    """
     syms = settable(kconf)
+    had = features(kconf)
     saved = {s: s.user_value for s in syms}
     saved_sel = {c: (c.user_value, c.user_selection) for c in kconf.unique_choices}
 
@@ -98,8 +108,11 @@ def brute_minimum(kconf: kconfiglib.Kconfig, goals: Sequence[Goal], max_size: in
             c.user_selection = sel
             c._rec_invalidate()
 
+    best: tuple[int, int] | None = None
     try:
         for size in range(0, (max_size if max_size is not None else len(syms)) + 1):
+            if best is not None and best[0] == 0:
+                break  # nothing larger can beat a plan that loses nothing
             for subset in itertools.combinations(syms, size):
                 domains = [(0, 2) if s.orig_type is kconfiglib.BOOL else (0, 1, 2) for s in subset]
                 for values in itertools.product(*domains):
@@ -109,7 +122,8 @@ def brute_minimum(kconf: kconfiglib.Kconfig, goals: Sequence[Goal], max_size: in
                     for s, v in zip(subset, values):
                         s.set_value(v)
                     if holds(kconf, goals):
-                        return size
-        return None
+                        score = (sum(1 for s in had if s.tri_value == 0), size)
+                        best = score if best is None or score < best else best
+        return None if best is None else best[1]
     finally:
         restore()

@@ -101,6 +101,10 @@ def test_promptless_symbol_is_reached_through_select_and_defaults(tmp_path):
     p = plan(kconf, [("CRYPTO_GHASH", "y-or-m"), ("FEATURE", "y")])
     assert p.ok
     assert changes(p) == {"CRYPTO_GCM": "m", "FEATURE_HOST": "y", "FEATURE": "y"}
+    why = {c.symbol: c.why for c in p.changes}
+    # Each reason names the relation that makes the change useful, not only the nearest name.
+    assert why["CRYPTO_GCM"] == "CRYPTO_GCM selects CRYPTO_GHASH"
+    assert why["FEATURE_HOST"] == "HIDDEN_HELPER's default needs FEATURE_HOST, on the way to FEATURE (through HIDDEN_HELPER)"
     assert len(p.changes) == brute_minimum(load(tmp_path / "b", SELECT, "CONFIG_MODULES=y\n"),
                                            [("CRYPTO_GHASH", "y-or-m"), ("FEATURE", "y")])
 
@@ -204,12 +208,34 @@ config PID_NS
 """
 
 
-def test_turning_a_visibility_switch_off_can_be_the_minimum(tmp_path):
+def test_turning_a_users_feature_off_costs_more_than_any_plan_that_only_adds(tmp_path):
+    # EXPERT off would be one change (the namespaces' defaults follow), but EXPERT is the user's.
     goals = [("NAMESPACES", "y"), ("NET_NS", "y"), ("PID_NS", "y")]
     kconf = load(tmp_path, EXPERT, "CONFIG_EXPERT=y\n")
     p = plan(kconf, goals)
-    assert changes(p) == {"EXPERT": "n"}
+    assert changes(p) == {"NAMESPACES": "y", "NET_NS": "y", "PID_NS": "y"}
     assert len(p.changes) == brute_minimum(load(tmp_path / "b", EXPERT, "CONFIG_EXPERT=y\n"), goals)
+
+
+def test_turning_a_visibility_switch_off_is_the_minimum_when_the_user_did_not_set_it(tmp_path):
+    # The same tree with EXPERT only defaulted on: nothing of the user's is lost, one change wins.
+    tree = EXPERT.replace('bool "Expert"', 'bool "Expert"\n\tdefault y')
+    kconf = load(tmp_path, tree, "")
+    p = plan(kconf, [("NAMESPACES", "y"), ("NET_NS", "y"), ("PID_NS", "y")])
+    assert changes(p) == {"EXPERT": "n"}
+    # The real chain: EXPERT hides the prompt, and the default (!EXPERT) does the rest.
+    assert p.changes[0].why == "EXPERT off hides NAMESPACES's prompt, so NAMESPACES's default applies"
+
+
+def test_keep_forbids_a_loss_and_names_the_conflict(tmp_path):
+    kconf = load(tmp_path, CLASH, "CONFIG_LEGACY=y\n")
+    p = plan(kconf, [("MODERN", "y")])
+    assert p.ok and changes(p) == {"LEGACY": "n", "MODERN": "y"}
+    kconf = load(tmp_path / "k", CLASH, "CONFIG_LEGACY=y\n")
+    p = plan(kconf, [("MODERN", "y")], keep=["LEGACY"])
+    assert not p.ok and p.config_text is None
+    message = p.conflicts[0].message
+    assert "--keep" in message and "LEGACY stays y" in message and "MODERN y (depends on !LEGACY)" in message
 
 
 IMPLY = MODULES + """

@@ -103,6 +103,9 @@ class FixPlan:
     findings: list[Finding] = field(default_factory=list)
     #: Solver answers kconfiglib disagreed with (0 means the model was exact on this tree).
     rejected: int = 0
+    #: kconfiglib's values (:func:`snapshot`) of the starting configuration, and of the planned one.
+    before: dict[str, str] = field(default_factory=dict)
+    after: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -189,16 +192,51 @@ def _describe_goal(kconf: kconfiglib.Kconfig, req: Requirement) -> str:
     return f"{req.symbol} {req.expect}{dep}"
 
 
-def solve(kconf: kconfiglib.Kconfig, goals: Sequence[Wanted], before: dict[str, str]) -> FixPlan:
+def _keep_goal(enc: Encoder, sym: Symbol) -> int:
+    """The literal that says ``sym`` keeps the value it has now (``--keep``)."""
+    a, b = enc.item(sym)
+    return {0: -a, 1: enc.c.and_(a, -b), 2: b}[sym.tri_value]
+
+
+def _kept(sym: Symbol) -> Wanted:
+    """A ``--keep`` as a pseudo-requirement, so that conflicts name it like any other."""
+    value = _value(sym)
+    req = Requirement(symbol=sym.name, expect="not-set" if value == "n" else value,
+                      reason="--keep", severity=Severity.REQUIRED, group="--keep")
+    return Wanted("--keep", req)
+
+
+def _describe(kconf: kconfiglib.Kconfig, goal: Wanted) -> str:
+    if goal.profile == "--keep":
+        return f"{goal.requirement.symbol} stays {_value(kconf.syms[goal.requirement.symbol])} (--keep)"
+    return _describe_goal(kconf, goal.requirement)
+
+
+def user_features(kconf: kconfiglib.Kconfig, syms: Iterable[Symbol]) -> list[Symbol]:
+    """The symbols among ``syms`` that are a user's feature: a prompt, set y or m in the file, and on now."""
+    return [s for s in syms if s.__class__ is Symbol and modelled(s) and s.user_value in (1, 2)
+            and s.tri_value >= 1 and any(node.prompt for node in s.nodes)]
+
+
+def turned_off(plan: FixPlan) -> list[str]:
+    """The options the plan itself switches off that were on (y or m) before it."""
+    return [c.symbol for c in plan.changes if c.new == "n" and c.old in ("y", "m")]
+
+
+def solve(kconf: kconfiglib.Kconfig, goals: Sequence[Wanted], before: dict[str, str],
+          keep: Sequence[str] = ()) -> FixPlan:
     """Plan the fewest changes making ``goals`` hold; replay and leave kconf in the planned state.
 
     On success the returned plan has its changes (without explanations yet);
     otherwise its conflicts. ``kconf`` is left with the plan's user values set.
     ``before`` is :func:`snapshot` of the starting state (for the changes' old values).
+    ``keep`` names symbols whose value must not change (``--keep``); a plan
+    that turns off any other user feature costs more than every plan that does not.
     """
     plan = FixPlan(wanted=list(goals))
+    kept = [kconf.syms[name] for name in keep]
     wanted_syms = [s for g in goals for s in (_defined(kconf, n) for n in g.requirement.names) if s is not None and modelled(s)]
-    enc = encode(kconf, wanted_syms)
+    enc = encode(kconf, wanted_syms + [s for s in kept if modelled(s)])
     selectors: list[tuple[int, Wanted]] = []
     for goal in goals:
         lit, problem = _goal(enc, kconf, goal.requirement)
@@ -208,11 +246,15 @@ def solve(kconf: kconfiglib.Kconfig, goals: Sequence[Wanted], before: dict[str, 
             selectors.append((lit, goal))
     if plan.conflicts:
         return plan
+    selectors += [(_keep_goal(enc, s), _kept(s)) for s in kept if modelled(s)]
     core = _unsat_core(enc, selectors)
     if core is not None:
         names = tuple(g.requirement.symbol for g in core)
-        described = "; ".join(_describe_goal(kconf, g.requirement) for g in core)
-        plan.conflicts.append(Conflict(f"these requirements cannot all hold in this tree: {described}", names))
+        described = "; ".join(_describe(kconf, g) for g in core)
+        lead = "these requirements cannot all hold in this tree"
+        if any(g.profile == "--keep" for g in core):
+            lead = "no plan keeps what --keep names: these cannot all hold in this tree"
+        plan.conflicts.append(Conflict(f"{lead}: {described}", names))
         return plan
 
     decisions = list(enc.model.decisions.values())
@@ -269,6 +311,10 @@ def _blocking(decisions, choices, true) -> list[int]:
 def _objective(enc: Encoder, kconf: kconfiglib.Kconfig, goals: Sequence[int]) -> WCNF:
     """The weighted problem: the circuit and ``goals`` hard, one soft clause per possible change.
 
+    Above everything: turning off a user feature (:func:`user_features` of the
+    cone) costs more than all the other soft clauses together, so a plan that
+    only adds always wins over one that gives something up.
+
     Tie-breaks, each weaker than all before it and all together weaker than one change:
     1. disturb the fewest other values (so BTRFS_FS=m beats a test module that selects it);
     2. keep MODULES as it is (turning it off would make every tristate built in);
@@ -296,6 +342,11 @@ def _objective(enc: Encoder, kconf: kconfiglib.Kconfig, goals: Sequence[int]) ->
         wcnf.append([-modules.changed], weight=w_modules)
     for d in prefer_m:
         wcnf.append([-d.changed, -enc.model.values[d.sym][1]], weight=1)
+    w_lose = sum(wcnf.wght) + 1
+    for sym in user_features(kconf, enc.model.values):
+        on = enc.model.values[sym][0]
+        if on not in (TRUE, FALSE):
+            wcnf.append([on], weight=w_lose)
     for clause in c.clauses:  # last: the tie-breaks above added gates
         wcnf.append(clause)
     return wcnf
@@ -433,8 +484,8 @@ def explain(plan: FixPlan, kconf: kconfiglib.Kconfig, before: dict[str, str], af
 
 
 #: Dependency edges tried in turn when explaining a change: a plain dependency first.
-_STAGES = (("depends on",), ("depends on", "defaults from", "is in the choice"),
-           ("depends on", "defaults from", "is in the choice", "is selected by", "is implied by"))
+_STAGES = (("depends on",), ("depends on", "prompt", "defaults from", "is in the choice"),
+           ("depends on", "prompt", "defaults from", "is in the choice", "is selected by", "is implied by"))
 
 
 def _edges(sc) -> Iterable[tuple[object, str]]:
@@ -442,7 +493,7 @@ def _edges(sc) -> Iterable[tuple[object, str]]:
     if sc.__class__ is Symbol and sc.choice is not None:
         yield sc.choice, "is in the choice"
     exprs = [(sc.direct_dep, "depends on")]
-    exprs += [(node.prompt[1], "depends on") for node in sc.nodes if node.prompt]
+    exprs += [(node.prompt[1], "prompt") for node in sc.nodes if node.prompt]
     if sc.__class__ is Symbol:
         exprs += [(sc.rev_dep, "is selected by"), (sc.weak_rev_dep, "is implied by")]
         exprs += [(cond, "defaults from") for _, cond in sc.defaults]
@@ -452,21 +503,42 @@ def _edges(sc) -> Iterable[tuple[object, str]]:
                 yield item, how
 
 
+def _step(parent, how: str, child, off: bool) -> str:
+    """One edge of a chain in words, ``child`` being the symbol the plan sets (``off``: to n)."""
+    p, c = _name(parent), _name(child)
+    if how == "depends on":
+        return f"{p} needs {c}{' off' if off else ''}"
+    if how == "prompt":
+        return f"{c} off hides {p}'s prompt, so {p}'s default applies" if off else f"{p} can only be set with {c} on"
+    if how == "defaults from":
+        return f"{p}'s default needs {c}{' off' if off else ''}"
+    if how == "is in the choice":
+        return f"{p} is in {c}"
+    verb = "selects" if how == "is selected by" else "implies"
+    return f"{c} {verb} {p}" + (" (and is turned off with it)" if off else "")
+
+
 def _why_needed(kconf: kconfiglib.Kconfig, change: Change, anchors: Sequence[str]) -> str:
-    """"P needs Q": the nearest requirement or other change whose value depends on this one."""
+    """The chain from the nearest requirement or other change to this one, each edge by its relation.
+
+    "BLK_DEV_DM needs MD" for a plain dependency; a select, an ``if`` on a
+    prompt or a default is named as such ("SCHED_AUTOGROUP selects CGROUPS"),
+    so the reason is the real relation, not a guess from the nearest name.
+    """
     target = kconf.syms[change.symbol]
     starts = [kconf.syms[a] for a in anchors if a != change.symbol]
     for relations in _STAGES:
-        path = _path(starts, target, relations)
-        if path is None:
+        found = _path(starts, target, relations)
+        if found is None:
             continue
-        anchor = path[0].name
-        via = f" (through {', '.join(_name(p) for p in path[1:-1])})" if len(path) > 2 else ""
-        if change.new == "n":
-            return f"{anchor} needs {change.symbol} off{via}"
-        if change.choice:
-            return f"{anchor} needs {change.symbol} chosen in {change.choice}{via}"
-        return f"{anchor} needs {change.symbol}{via}"
+        path, hows = found
+        anchor = _name(path[0])
+        last = _step(path[-2], hows[-1], target, change.new == "n")
+        if change.choice and hows[-1] == "depends on" and change.new != "n":
+            last = f"{_name(path[-2])} needs {change.symbol} chosen in {change.choice}"
+        if len(path) == 2:
+            return last
+        return f"{last}, on the way to {anchor} (through {', '.join(_name(p) for p in path[1:-1])})"
     return "needed by the requirements' dependencies"
 
 
@@ -478,21 +550,24 @@ def _name(sc) -> str:
 
 
 def _path(starts, goal, relations, limit: int = 8):
-    """The shortest path from any of ``starts`` to ``goal`` along ``relations`` (at most ``limit`` steps)."""
+    """The shortest path from any of ``starts`` to ``goal`` along ``relations`` (at most ``limit`` steps).
+
+    Returns (the nodes, the relation of each step) or None.
+    """
     seen = set(starts)
-    queue = deque((s, (s,)) for s in starts)
+    queue = deque((s, (s,), ()) for s in starts)
     while queue:
-        node, path = queue.popleft()
+        node, path, hows = queue.popleft()
         if len(path) > limit:
             break
         for item, how in _edges(node):
             if how not in relations:
                 continue
             if item is goal:
-                return (*path, goal)
+                return (*path, goal), (*hows, how)
             if item not in seen:
                 seen.add(item)
-                queue.append((item, (*path, item)))
+                queue.append((item, (*path, item), (*hows, how)))
     return None
 
 
@@ -530,6 +605,7 @@ def make_plan(
     *,
     include_recommended: bool = False,
     read: Reader | None = None,
+    keep: Sequence[str] = (),
 ) -> FixPlan:
     """The whole fix flow over a loaded ``kconf``: wanted -> solve -> replay -> verify -> explain.
 
@@ -537,15 +613,18 @@ def make_plan(
     such as the aufs provider are read from it). ``read`` turns a written
     ``.config`` into a :class:`~kcheck.model.ConfigSource` over ``kconf`` for
     the verification (``KconfigTree.read`` on a real tree; by default
-    :func:`plain_reader`). On return ``kconf`` holds the planned
-    configuration when the plan is ok.
+    :func:`plain_reader`). ``keep`` names symbols whose value must stay as it
+    is (each must be defined in the tree). On return ``kconf`` holds the
+    planned configuration when the plan is ok.
     """
     goals = wanted(profiles, ctx, include_recommended=include_recommended)
     before = snapshot(kconf)
-    plan = solve(kconf, goals, before)
+    plan = solve(kconf, goals, before, keep)
+    plan.before = before
     if plan.conflicts:
         return plan
     verify(plan, kconf, ctx, read or plain_reader(kconf))
     if plan.ok:
-        explain(plan, kconf, before, snapshot(kconf))
+        plan.after = snapshot(kconf)
+        explain(plan, kconf, before, plan.after)
     return plan

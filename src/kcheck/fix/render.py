@@ -5,6 +5,7 @@ Renderers only format; the plan is made once in :mod:`kcheck.fix.plan`:
 - :func:`text`: the dry-run report (changes with old -> new, file:line and why;
   what Kconfig then changes by itself; or the conflicts);
 - :func:`as_json`: the same as data;
+- :func:`diff`: the unified diff of the file that would be written;
 - :func:`scripts_config`: the kernel's ``scripts/config`` commands;
 - :func:`fragment`: a config fragment for ``scripts/kconfig/merge_config.sh``
   and Gentoo's ``/etc/kernel/config.d/``.
@@ -12,11 +13,13 @@ Renderers only format; the plan is made once in :mod:`kcheck.fix.plan`:
 
 from __future__ import annotations
 
+import difflib
 import json
 import shlex
 from dataclasses import asdict
 
 from kcheck.fix.plan import FixPlan
+from kcheck.fix.verified import Settled, ValueChange
 
 
 def _shown(value: str) -> str:
@@ -27,8 +30,19 @@ def _config_line(symbol: str, value: str) -> str:
     return f"# CONFIG_{symbol} is not set" if value == "n" else f"CONFIG_{symbol}={value}"
 
 
-def text(plan: FixPlan, *, config: str, profiles: list[str], verbose: bool = False) -> str:
-    """The plan as the dry run prints it."""
+def _group(title: str, items: list[ValueChange]) -> list[str]:
+    lines = [f"{title} ({len(items)}):"]
+    width = max(len(v.symbol) for v in items)
+    lines += [f"  {v.symbol:<{width}}  {_shown(v.old)} -> {_shown(v.new)}  ({v.why})" for v in items]
+    return lines
+
+
+def _count(n: int, what: str = "value") -> str:
+    return f"{n} {what}{'s' if n != 1 else ''}"
+
+
+def text(plan: FixPlan, *, config: str, profiles: list[str], verbose: bool = False, settled: Settled | None = None) -> str:
+    """The plan as the dry run prints it: warnings first, the changes, then what else changes and who verified it."""
     lines: list[str] = []
     who = " + ".join(profiles)
     if plan.conflicts:
@@ -39,28 +53,66 @@ def text(plan: FixPlan, *, config: str, profiles: list[str], verbose: bool = Fal
     if not plan.changes:
         lines.append(f"kcheck fix: {config}: every requirement of {who} already holds; nothing to change.")
         return "\n".join(lines)
+    if settled is not None:
+        lines += settled.warnings
     count = len(plan.changes)
-    lines.append(f"kcheck fix: {config} for {who}: {count} change{'s' if count != 1 else ''}")
+    lines.append(f"kcheck fix: {config} for {who}: {_count(count, 'change')}")
     width = max(len(c.symbol) for c in plan.changes)
     for c in plan.changes:
         why = f"  ({c.why})" if c.why else ""
         lines.append(f"  {c.symbol:<{width}}  {c.old} -> {c.new}  {c.location}{why}")
-    if plan.derived:
-        lines.append(f"Kconfig then changes {len(plan.derived)} value{'s' if len(plan.derived) != 1 else ''} by itself"
-                     + (":" if verbose else " (--verbose lists them)."))
-        if verbose:
-            dwidth = max(len(d.symbol) for d in plan.derived)
-            for d in plan.derived:
-                lines.append(f"  {d.symbol:<{dwidth}}  {_shown(d.old)} -> {_shown(d.new)}  ({d.why})")
+    if settled is None:
+        if plan.derived:
+            lines.append(f"Kconfig then changes {_count(len(plan.derived))} by itself"
+                         + (":" if verbose else " (--verbose lists them)."))
+            if verbose:
+                dwidth = max(len(d.symbol) for d in plan.derived)
+                for d in plan.derived:
+                    lines.append(f"  {d.symbol:<{dwidth}}  {_shown(d.old)} -> {_shown(d.new)}  ({d.why})")
+        return "\n".join(lines)
+    if settled.disagreements:
+        lines.append("the plan is refused, nothing was written:")
+        lines += [f"  - {d}" for d in settled.disagreements]
+        if any("kcheck's engine computes" in d for d in settled.disagreements):
+            lines.append("  (kcheck's engine and the kernel's conf disagree: a kcheck bug, please report it with this configuration)")
+        return "\n".join(lines)
+    if verbose:
+        for title, items in (("Kconfig's consequences", settled.consequences),
+                             ("make olddefconfig's own changes, with or without the plan (toolchain drift, options new or gone)", settled.drift),
+                             ("Where conf's value is written over kcheck's engine", settled.engine_differs)):
+            if items:
+                lines += _group(title, items)
+    else:
+        more = []
+        if settled.consequences:
+            more.append(f"Kconfig then changes {_count(len(settled.consequences))} by itself")
+        if settled.drift:
+            more.append(f"make olddefconfig changes {_count(len(settled.drift))} with or without the plan (toolchain drift)")
+        if more:
+            lines.append("; ".join(more) + " (--verbose lists them).")
+    lines.append(settled.note[0].upper() + settled.note[1:] + ".")
     return "\n".join(lines)
 
 
-def as_json(plan: FixPlan, *, config: str, profiles: list[str]) -> str:
-    """The plan as JSON: ``ok``, ``changes``, ``derived``, ``conflicts``, ``requirements``."""
+def diff(original: str, written: str, *, config: str) -> str:
+    """The unified diff from the user's file to the file ``kcheck fix`` would write."""
+    return "".join(difflib.unified_diff(original.splitlines(keepends=True), written.splitlines(keepends=True),
+                                        fromfile=config, tofile=config))
+
+
+def as_json(plan: FixPlan, *, config: str, profiles: list[str], settled: Settled | None = None,
+            apply: str | None = None) -> str:
+    """The plan as JSON: ``ok``, ``changes``, ``derived``, ``conflicts``, ``requirements``, and what is written.
+
+    With a settled plan: ``verified_by`` (``conf`` or ``kcheck``), ``verification``,
+    ``warnings``, ``disagreements`` and ``values``: every symbol whose value
+    differs between the file and what is written, in the groups ``planned``,
+    ``consequences`` and ``drift``. ``apply`` is the command that applies a dry run's plan.
+    """
     data = {
         "config": config,
         "profiles": profiles,
-        "ok": plan.ok,
+        "ok": plan.ok and (settled is None or settled.ok),
         "changes": [asdict(c) for c in plan.changes],
         "derived": [asdict(d) for d in plan.derived],
         "conflicts": [{"message": c.message, "symbols": list(c.symbols)} for c in plan.conflicts],
@@ -70,6 +122,21 @@ def as_json(plan: FixPlan, *, config: str, profiles: list[str]) -> str:
             for w in plan.wanted
         ],
     }
+    if settled is not None:
+        data |= {
+            "verified_by": settled.verified_by,
+            "verification": settled.note,
+            "warnings": settled.warnings,
+            "disagreements": settled.disagreements,
+            "values": {
+                "planned": [asdict(v) for v in settled.planned],
+                "consequences": [asdict(v) for v in settled.consequences],
+                "drift": [asdict(v) for v in settled.drift],
+            },
+            "engine_differs": [asdict(v) for v in settled.engine_differs],
+        }
+    if apply is not None:
+        data["apply"] = apply
     return json.dumps(data, indent=2)
 
 

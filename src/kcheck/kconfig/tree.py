@@ -28,7 +28,7 @@ import kconfiglib
 from kcheck import dotconfig
 from kcheck.dotconfig import DotConfig
 from kcheck.errors import InputError, KcheckError
-from kcheck.kconfig import cache
+from kcheck.kconfig import cache, snapshot
 from kcheck.kconfig.compat import CompatKconfig, choice_rules_for
 from kcheck.kconfig.env import kconfig_env
 from kcheck.kconfig.why import state_of
@@ -78,13 +78,19 @@ class KconfigSource:
         self.written = written
         self._states: dict[str, SymbolState] = {}
 
+    def prepare(self, symbols) -> None:
+        """Make the symbols about to be asked for ready at once (one rebuild of their Kconfig cone)."""
+        self.tree._activate(self)
+        self.tree._need(name.removeprefix("CONFIG_") for name in symbols)
+
     def state(self, symbol: str) -> SymbolState:
         """Return Kconfig's value of ``symbol`` (no ``CONFIG_`` prefix), where it was written and why."""
         name = symbol.removeprefix("CONFIG_")
         cached = self._states.get(name)
         if cached is None:
             self.tree._activate(self)
-            cached = self._states[name] = state_of(self.tree.kconf, name, self.written.get(name))
+            self.tree._need((name,))
+            cached = self._states[name] = state_of(self.tree._kconf, name, self.written.get(name))
         return cached
 
 
@@ -92,21 +98,34 @@ class KconfigTree:
     """A parsed kernel Kconfig tree; see the module docs.
 
     ``kconf`` is the underlying :class:`kconfiglib.Kconfig` (with kcheck's
-    compatibility layer), holding the configuration last read.
+    compatibility layer), holding the configuration last read. A tree taken
+    from the cache rebuilds kconfiglib's objects lazily: reading values
+    (:meth:`KconfigSource.state`) rebuilds only the symbols they depend on;
+    the first use of :attr:`kconf` rebuilds the rest.
     """
 
-    def __init__(self, srctree: Path, arch: str, env: dict[str, str], kconf, *,
-                 allow_shell: bool, from_cache: bool) -> None:
+    def __init__(self, srctree: Path, arch: str, env: dict[str, str], kconf=None, *,
+                 allow_shell: bool, from_cache: bool, lazy: snapshot.LazyKconfig | None = None) -> None:
         self.srctree = srctree
         self.arch = arch
         self.env = env
-        self.kconf = kconf
+        self._kconf = kconf if lazy is None else lazy.kconf
+        self._lazy = lazy
         self.allow_shell = allow_shell
         #: True when the parse came from the per-user cache.
         self.from_cache = from_cache
+        #: Why the cache was not used, when that is worth a line under --verbose (None otherwise).
+        self.cache_note: str | None = None
         #: Why the tree's ``$(shell,...)`` probes were not run although allowed (None: they ran, or were not wanted).
         self.shell_refused: str | None = None
         self._active: KconfigSource | None = None
+
+    @property
+    def kconf(self):
+        """The whole :class:`kconfiglib.Kconfig` (a tree from the cache is rebuilt in full on first use)."""
+        if self._lazy is not None and not self._lazy.complete:
+            self._grow(self._lazy.materialize_all)
+        return self._kconf
 
     @classmethod
     def load(
@@ -136,9 +155,11 @@ class KconfigTree:
         root's shell (see :func:`untrusted_tree`): it is parsed as with
         ``allow_shell=False`` and :attr:`shell_refused` says why.
 
-        ``use_cache=False`` always parses and leaves the cache alone.
-        Raises :class:`KcheckError` when ``srctree`` is not a kernel tree or
-        its Kconfig files do not parse (the message names file and line).
+        A fresh parse is written to the cache when the process ends (see
+        :mod:`kcheck.kconfig.cache`). ``use_cache=False`` always parses and
+        leaves the cache alone. Raises :class:`KcheckError` when ``srctree``
+        is not a kernel tree or its Kconfig files do not parse (the message
+        names file and line).
         """
         srctree = Path(srctree).resolve()
         if not (srctree / "Kconfig").is_file():
@@ -156,15 +177,17 @@ class KconfigTree:
                 f"{srctree} has no arch/{env['SRCARCH']} for ARCH={env['ARCH']} (the configuration's "
                 "architecture): pass the kernel sources for it with --kernel-dir, or --no-kconfig"
             )
-        entry = cache.entry_path(srctree, env["ARCH"], allow_shell)
-        with _environment(env):
-            kconf = cache.load(entry, str(srctree), env) if use_cache else None
-            from_cache = kconf is not None
-            if kconf is None:
-                kconf = _parse(srctree, allow_shell, choice_rules_for(srctree, env["KERNELVERSION"]))
-                if use_cache:
-                    cache.store_in_background(entry, kconf, env)
-        tree = cls(srctree, env["ARCH"], env, kconf, allow_shell=allow_shell, from_cache=from_cache)
+        entry_path = cache.entry_path(srctree, env["ARCH"], allow_shell)
+        entry, note = (cache.load(entry_path, str(srctree), env["ARCH"], allow_shell, env)
+                       if use_cache else (None, None))
+        if entry is not None:
+            tree = cls(srctree, env["ARCH"], env, allow_shell=allow_shell, from_cache=True, lazy=entry.lazy())
+        else:
+            tree = cls(srctree, env["ARCH"], env, _parse(srctree, env, allow_shell), allow_shell=allow_shell,
+                       from_cache=False)
+            if use_cache:
+                tree._store_later()
+        tree.cache_note = note
         tree.shell_refused = shell_refused
         return tree
 
@@ -188,15 +211,60 @@ class KconfigTree:
         """
         from kcheck import safewrite
 
-        header = f"#\n# Automatically generated file; DO NOT EDIT.\n# {self.kconf.mainmenu_text}\n#\n"
-        safewrite.write_atomic(Path(path), self.kconf._config_contents(header), backup=False)
+        kconf = self.kconf
+        header = f"#\n# Automatically generated file; DO NOT EDIT.\n# {kconf.mainmenu_text}\n#\n"
+        safewrite.write_atomic(Path(path), kconf._config_contents(header), backup=False)
+
+    def _store_later(self) -> None:
+        entry_path = cache.entry_path(self.srctree, self.arch, self.allow_shell)
+        cache.store_later(entry_path, self._kconf, str(self.srctree), self.arch, self.allow_shell, self.env)
+
+    def _need(self, names) -> None:
+        """Rebuild the Kconfig cones of ``names`` from the cache, if not done yet."""
+        if self._lazy is not None and not self._lazy.complete:
+            self._grow(lambda: self._lazy.materialize(names))
+
+    def _grow(self, step) -> None:
+        try:
+            new = step()
+        except snapshot.SnapshotError as exc:
+            # A damaged entry (it passed its checksum, so hardly ever): parse as if there were none.
+            self.cache_note = f"the Kconfig cache entry is damaged ({exc}): parsed again"
+            self._kconf, self._lazy, self.from_cache = _parse(self.srctree, self.env, self.allow_shell), None, False
+            self._store_later()
+            if self._active is not None:
+                self._load(self._active)
+            return
+        if new and self._active is not None:
+            self._load_new(self._active, new)
+
+    def _load_new(self, source: KconfigSource, new: list) -> None:
+        """Give items just rebuilt their user values from the loaded configuration.
+
+        Items rebuilt together form closed cones (a choice comes with its
+        members), and nothing rebuilt earlier depends on them, so loading the
+        file for these items alone gives what loading it for all would.
+        """
+        kconf = self._kconf
+        saved = kconf.syms
+        kconf.syms = {item.name: item for item in new
+                      if item.__class__ is kconfiglib.Symbol and not item.is_constant}
+        try:
+            kconf._load_config(str(source.path), False)
+        except (OSError, kconfiglib.KconfigError) as exc:
+            raise InputError(f"{source.path}: cannot load the configuration ({exc})") from None
+        finally:
+            kconf.syms = saved
+        if kconf.choice_rules:
+            for item in new:
+                item._invalidate()
 
     def _activate(self, source: KconfigSource) -> None:
         if self._active is not source:
             self._load(source)
 
     def _load(self, source: KconfigSource) -> None:
-        kconf = self.kconf
+        kconf = self._kconf
         kconf.warnings = []
         kconf.assignment_order = {}  # this file's assignments alone rank choice members
         try:
@@ -239,21 +307,22 @@ def untrusted_tree(srctree: Path) -> str | None:
     return None
 
 
-def _parse(srctree: Path, allow_shell: bool, choice_rules: str | None):
-    """Parse ``srctree``'s Kconfig with the compat layer; errors name file and line."""
-    try:
-        kconf = CompatKconfig("Kconfig", warn_to_stderr=False, allow_shell=allow_shell,
-                              choice_rules=choice_rules)
-    except kconfiglib.KconfigError as exc:
-        message = " ".join(str(exc).split())
-        raise KcheckError(
-            f"{srctree}: the Kconfig files do not parse: {message}"
-        ) from None
-    except OSError as exc:
-        raise KcheckError(
-            f"{exc.filename or srctree}: cannot read a Kconfig file ({exc.strerror})"
-        ) from None
-    kconf._readline = None  # a closed file's method; nothing to keep or pickle
+def _parse(srctree: Path, env: Mapping[str, str], allow_shell: bool):
+    """Parse ``srctree``'s Kconfig with the compat layer in ``env``; errors name file and line."""
+    with _environment(env):
+        try:
+            kconf = CompatKconfig("Kconfig", warn_to_stderr=False, allow_shell=allow_shell,
+                                  choice_rules=choice_rules_for(srctree, env["KERNELVERSION"]))
+        except kconfiglib.KconfigError as exc:
+            message = " ".join(str(exc).split())
+            raise KcheckError(
+                f"{srctree}: the Kconfig files do not parse: {message}"
+            ) from None
+        except OSError as exc:
+            raise KcheckError(
+                f"{exc.filename or srctree}: cannot read a Kconfig file ({exc.strerror})"
+            ) from None
+    kconf._readline = None  # a closed file's method; nothing to keep
     # The parse lives as long as the process: keep the collector from walking its
     # ~300k objects again and again (and from tearing them down one by one at exit).
     gc.freeze()

@@ -265,17 +265,30 @@ def parse_entry(data: bytes) -> Entry | None:
     return Entry(meta, data, offsets, at, at + records_len)
 
 
+#: What was said about cache entries in this process (``--verbose`` prints these lines).
+NOTES: list[str] = []
+
+
+def note(text: str) -> str:
+    """Record ``text`` for ``--verbose`` (see :data:`NOTES`) and return it."""
+    if text not in NOTES:
+        NOTES.append(text)
+    return text
+
+
 def load(path: Path, srctree: str, arch: str, allow_shell: bool, env: Mapping[str, str]) -> tuple[Entry | None, str | None]:
     """Return (the valid entry at ``path`` or None, why it was not used when that is worth saying)."""
     reason = untrusted(path)
     if reason:
-        return None, f"{reason}: the Kconfig cache entry was ignored"
+        return None, note(f"{reason}: the Kconfig cache there is ignored and not rewritten")
     data = _read_bounded(path)
     if data is None:
+        if os.path.lexists(path):
+            return None, note(f"cache entry {path} is not a regular file of at most {MAX_ENTRY} bytes: parsed again")
         return None, None
     entry = parse_entry(data)
     if entry is None:
-        return None, f"{path} is damaged or from another kcheck version: rebuilt"
+        return None, note(f"cache entry {path} is damaged or from another kcheck version: parsed again")
     stamp = entry.meta
     if stamp.get("options") != _options(srctree, arch, allow_shell):
         return None, None
@@ -320,7 +333,7 @@ def store(path: Path, kconf, srctree: str, arch: str, allow_shell: bool, env: Ma
     """
     from kcheck.safewrite import signals_deferred
 
-    if untrusted_dirs(path):
+    if untrusted(path):
         return False
     tmp = None
     try:
@@ -356,13 +369,22 @@ def store(path: Path, kconf, srctree: str, arch: str, allow_shell: bool, env: Ma
 
 
 _pending: list[tuple] = []
+_registered: list[bool] = []
 _children: list[int] = []
 
 
 def store_later(path: Path, kconf, srctree: str, arch: str, allow_shell: bool, env: Mapping[str, str]) -> None:
-    """Write the entry when kcheck finishes (see the module docs); ``KCHECK_CACHE_BACKGROUND=1`` detaches it."""
-    if not _pending:
+    """Write the entry when kcheck finishes (see the module docs); ``KCHECK_CACHE_BACKGROUND=1`` detaches it.
+
+    One entry waits at a time: a second parse in the same process (a test
+    session, a lint run over several architectures) writes the first one now
+    rather than keeping every parsed tree alive until the end.
+    """
+    if _pending:
+        flush(close_output=False)
+    if not _registered:
         atexit.register(flush)
+        _registered.append(True)
     _pending.append((path, kconf, srctree, arch, allow_shell, dict(env)))
 
 

@@ -309,16 +309,16 @@ class LazyKconfig:
     def _grow(self, wanted) -> list:
         objects = self._objects
         records: dict[int, list] = {}
-        stack = [i for i in wanted if objects[i] is None]
-        while stack:
-            i = stack.pop()
-            if i in records or objects[i] is not None:
-                continue
-            rec = records[i] = self._decode(i)
-            stack.extend(j for j in rec[-1] if objects[j] is None and j not in records)
-        if not records:
-            return []
         try:
+            stack = [i for i in wanted if objects[i] is None]
+            while stack:
+                i = stack.pop()
+                if i in records or objects[i] is not None:
+                    continue
+                rec = records[i] = self._decode(i)
+                stack.extend(j for j in rec[-1] if objects[j] is None and j not in records)
+            if not records:
+                return []
             return self._build(records)
         except (IndexError, KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"damaged record: {exc!r}") from None

@@ -229,7 +229,7 @@ class KconfigTree:
             new = step()
         except snapshot.SnapshotError as exc:
             # A damaged entry (it passed its checksum, so hardly ever): parse as if there were none.
-            self.cache_note = f"the Kconfig cache entry is damaged ({exc}): parsed again"
+            self.cache_note = cache.note(f"the Kconfig cache entry is damaged ({exc}): parsed again")
             self._kconf, self._lazy, self.from_cache = _parse(self.srctree, self.env, self.allow_shell), None, False
             self._store_later()
             if self._active is not None:

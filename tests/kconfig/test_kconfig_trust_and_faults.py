@@ -165,10 +165,10 @@ def test_cache_store_fault_keeps_the_old_entry(tree, monkeypatch, code, where):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"an older entry")
     target_module = safewrite.tempfile if where == "mkstemp" else safewrite.os
-    monkeypatch.setattr(target_module, where, failing(ERRNOS[code]))
     args = (str(kconf_tree.srctree), kconf_tree.arch, True, kconf_tree.env)
-    assert cache.store(path, kconf_tree.kconf, *args) is False
-    monkeypatch.undo()
+    with monkeypatch.context() as mp:  # the fault only: the fixture's XDG_CACHE_HOME stays
+        mp.setattr(target_module, where, failing(ERRNOS[code]))
+        assert cache.store(path, kconf_tree.kconf, *args) is False
     assert path.read_bytes() == b"an older entry" and os.listdir(path.parent) == [path.name]
     # Without the fault the same store succeeds and the entry loads.
     assert cache.store(path, kconf_tree.kconf, *args) is True

@@ -364,7 +364,7 @@ def test_snapshot_rejects_records_that_are_not_items():
             "defconfig_list": None, "top_prompt": "Main menu", "top_file": ["Kconfig", 1], "srctree": "/x",
             "config_prefix": "CONFIG_", "kconfig_filenames": ["Kconfig"], "env_vars": [], "choice_rules": None,
             "transitional": [], "n_nodes": 1, "files": ["Kconfig"]}
-    for record in (b'{"a": 1}', b'["x"]', b'["s", "A"]', b"not json", b'["s","A",1,0,null,99,0,0,[],[],[],[],null,0,[],[]]'):
+    for record in (b'{"a": 1}', b'["x"]', b'["s", "A"]', b"not json", b'["s","A",1,0,null,99,0,0,[],[],[],[],null,0,[],[],[]]', b'["s","A",1,0,null,-1,0,0,[],[],[],[],null,0,[],[[1,2,99]],[]]'):
         lazy = snapshot.LazyKconfig(meta, lambda i, r=record: r, lambda: b"[]")
         with pytest.raises(snapshot.SnapshotError):
             lazy.materialize(["A"])

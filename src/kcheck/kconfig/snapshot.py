@@ -20,12 +20,18 @@ A cone is closed, so values computed inside it are those of the whole tree;
 target arrives. ``explain``, ``fix`` and ``write_config`` ask for everything
 (:meth:`LazyKconfig.materialize_all`), menus and the menu tree included.
 
+Not kept, as nothing in kcheck reads them and kconfiglib only prints them:
+help texts, include paths, and the per-node copies of properties
+(``MenuNode.defaults``/``selects``/``implies``/``ranges`` are empty; the
+symbol's own lists are complete).
+
 Nothing here can construct anything but kconfiglib's three classes, lists,
 tuples, strings and integers: a damaged record raises :class:`SnapshotError`.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 
 import kconfiglib
@@ -98,23 +104,33 @@ class _Encoder:
             encoded = self.memo[id(e)] = [e[0], ex(e[1])] if e[0] is NOT else [e[0], ex(e[1]), ex(e[2])]
         return encoded
 
-    def node(self, node) -> list:
-        ex = self.expr
+    def local(self, e):
+        """Encode ``e`` into the current record's expression table: an item number (>= 0), or
+        ``-1 - k`` for entry k of the table. Each entry is ``[operator, operand(, operand)]``
+        over earlier entries, so a subexpression shared within the item is stored and rebuilt once."""
+        if e.__class__ is not tuple:
+            return self.index[id(e)]
+        known = self.local_memo.get(id(e))
+        if known is None:
+            entry = [e[0], self.local(e[1])] if e[0] is NOT else [e[0], self.local(e[1]), self.local(e[2])]
+            self.table.append(entry)
+            known = self.local_memo[id(e)] = -len(self.table)
+        return known
+
+    def node(self, node, ex) -> list:
         prompt = node.prompt
         vis = getattr(node, "visibility", None)  # kconfiglib sets it on menus only
         return [
             self.node_ids[id(node)], self.file(node.filename), node.linenr,
             None if prompt is None else prompt[0], None if prompt is None else ex(prompt[1]),
             ex(node.dep), None if vis is None else ex(vis), getattr(node, "is_menuconfig", False),
-            [[ex(v), ex(c)] for v, c in node.defaults],
-            [[ex(lo), ex(hi), ex(c)] for lo, hi, c in node.ranges],
-            [[ex(t), ex(c)] for t, c in node.selects],
-            [[ex(t), ex(c)] for t, c in node.implies],
         ]
 
     def record(self, i: int, item) -> list:
-        ex = self.expr
-        nodes = [self.node(node) for node in item.nodes]
+        ex = self.local
+        nested = self.expr  # select/imply lists: resolved only once their target is rebuilt
+        self.table, self.local_memo = [], {}
+        nodes = [self.node(node, ex) for node in item.nodes]
         if item.__class__ is Choice:
             body = [
                 _CHOICE, item.name, item.orig_type, item.is_optional, ex(item.direct_dep),
@@ -126,11 +142,12 @@ class _Encoder:
                 None if item.choice is None else ex(item.choice),
                 ex(item.direct_dep), ex(item.rev_dep), ex(item.weak_rev_dep),
                 [[ex(v), ex(c)] for v, c in item.defaults],
-                [[ex(t), ex(c)] for t, c in item.selects],
-                [[ex(t), ex(c)] for t, c in item.implies],
+                [[nested(t), nested(c)] for t, c in item.selects],
+                [[nested(t), nested(c)] for t, c in item.implies],
                 [[ex(lo), ex(hi), ex(c)] for lo, hi, c in item.ranges],
                 item.env_var, item.is_allnoconfig_y, nodes,
             ]
+        body.append(self.table)
         self.refs[i].discard(i)
         body.append(sorted(self.refs[i]))
         return body
@@ -155,7 +172,7 @@ class _Encoder:
         out = []
         for node in self.tree_nodes:
             if node.item is MENU or node.item is COMMENT:
-                item = ["menu" if node.item is MENU else "comment", self.node(node)]
+                item = ["menu" if node.item is MENU else "comment", self.node(node, self.expr)]
             else:
                 item = self.index[id(node.item)]
             link = [ids[id(n)] if n is not None else None for n in (node.parent, node.list, node.next)]
@@ -292,6 +309,11 @@ class LazyKconfig:
             return []
         new = self._grow(range(3, self._first_const))
         self._link_tree()
+        # Only now: values read lazily are computed after their file is loaded (the tree
+        # invalidates everything after each load), but fix and set_value need kconfiglib's
+        # invalidation graph.
+        for item in self._objects[3: self._first_const]:
+            self._depend(item)
         self.complete = True
         return new
 
@@ -307,6 +329,18 @@ class LazyKconfig:
         return rec
 
     def _grow(self, wanted) -> list:
+        # Tens of thousands of new objects that live as long as the tree: collecting while
+        # they are made only walks them again and again (a parse is frozen the same way).
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._grow_unchecked(wanted)
+        finally:
+            if enabled:
+                gc.freeze()
+                gc.enable()
+
+    def _grow_unchecked(self, wanted) -> list:
         objects = self._objects
         records: dict[int, list] = {}
         try:
@@ -329,34 +363,47 @@ class LazyKconfig:
         order = sorted(records)
         for i in order:
             objects[i] = Choice() if records[i][0] == _CHOICE else Symbol()
-        ex = self._expr
         new = []
+        local: list = []
+
+        def ex(x):
+            if x >= 0:
+                found = objects[x]
+                if found is None:
+                    raise SnapshotError(f"item {x} referenced outside its cone")
+                return found
+            return local[-1 - x]
+
         for i in order:
             rec, item = records[i], objects[i]
             item.kconfig = kconf
+            local.clear()
+            for entry in rec[-2]:  # the record's expression table, operands before their users
+                if len(entry) == 2:
+                    local.append((NOT, ex(entry[1])))
+                else:
+                    local.append((entry[0], ex(entry[1]), ex(entry[2])))
             if rec[0] == _CHOICE:
-                (_, item.name, item.orig_type, item.is_optional, dep, defaults, syms, nodes, _) = rec
+                (_, item.name, item.orig_type, item.is_optional, dep, defaults, syms, nodes, _, _) = rec
                 item.direct_dep = ex(dep)
                 item.defaults = [(ex(s), ex(c)) for s, c in defaults]
                 item.syms = [objects[s] for s in syms]
-                item.nodes = [self._node(n, item) for n in nodes]
+                item.nodes = [self._node(n, item, ex) for n in nodes]
             else:
                 (_, item.name, item.orig_type, item.is_constant, choice, dep, rev, weak, defaults,
-                 selects, implies, ranges, item.env_var, item.is_allnoconfig_y, nodes, _) = rec
+                 selects, implies, ranges, item.env_var, item.is_allnoconfig_y, nodes, _, _) = rec
                 item.choice = None if choice is None else objects[choice]
                 item.direct_dep, item.rev_dep, item.weak_rev_dep = ex(dep), ex(rev), ex(weak)
                 item.defaults = [(ex(v), ex(c)) for v, c in defaults]
                 item.ranges = [(ex(lo), ex(hi), ex(c)) for lo, hi, c in ranges]
-                item.nodes = [self._node(n, item) for n in nodes]
+                item.nodes = [self._node(n, item, ex) for n in nodes]
                 self._links(item.selects, selects)
                 self._links(item.implies, implies)
             new.append(item)
             self._place(i, item)
-        for item in new:
-            self._depend(item)
         for i in order:  # select/imply lists elsewhere that waited for these targets
             for target_list, target, cond in self._pending.pop(i, ()):
-                target_list.append((objects[target], ex(cond)))
+                target_list.append((objects[target], self._expr(cond)))
         # Kconfig order, as a parse leaves them (why.py lists selectors in this order).
         kconf.unique_defined_syms = [o for o in objects[3: self._first_choice] if o is not None]
         kconf.defined_syms = list(kconf.unique_defined_syms)
@@ -381,14 +428,19 @@ class LazyKconfig:
                 kconf.defconfig_list = item
 
     def _expr(self, e):
-        if e.__class__ is list:
+        objects = self._objects
+
+        def convert(e):
+            if e.__class__ is int:
+                item = objects[e]
+                if item is None:
+                    raise SnapshotError(f"item {e} referenced outside its cone")
+                return item
             if e[0] is NOT:
-                return (NOT, self._expr(e[1]))
-            return (e[0], self._expr(e[1]), self._expr(e[2]))
-        item = self._objects[e]
-        if item is None:
-            raise SnapshotError(f"item {e} referenced outside its cone")
-        return item
+                return (NOT, convert(e[1]))
+            return (e[0], convert(e[1]), convert(e[2]))
+
+        return convert(e)
 
     def _links(self, target_list: list, pairs: list) -> None:
         """Fill a select/imply list; targets outside the materialized cones wait in _pending."""
@@ -399,10 +451,8 @@ class LazyKconfig:
             else:
                 self._pending.setdefault(target, []).append((target_list, target, cond))
 
-    def _node(self, rec: list, item) -> MenuNode:
-        ex = self._expr
-        (node_id, file_number, linenr, prompt, prompt_cond, dep, vis, is_menuconfig,
-         defaults, ranges, selects, implies) = rec
+    def _node(self, rec: list, item, ex) -> MenuNode:
+        node_id, file_number, linenr, prompt, prompt_cond, dep, vis, is_menuconfig = rec
         node = MenuNode()
         node.kconfig, node.item = self.kconf, item
         node.filename, node.linenr, node.is_menuconfig = self._files[file_number], linenr, is_menuconfig
@@ -412,10 +462,6 @@ class LazyKconfig:
         if vis is not None:
             node.visibility = ex(vis)
         node.include_path = ()  # where each file was sourced from is not kept either
-        node.defaults = [(ex(v), ex(c)) for v, c in defaults]
-        node.ranges = [(ex(lo), ex(hi), ex(c)) for lo, hi, c in ranges]
-        self._links(node.selects, selects)
-        self._links(node.implies, implies)
         node.parent = node.list = node.next = None
         self._nodes[node_id] = node
         return node
@@ -458,7 +504,7 @@ class LazyKconfig:
             for node_id, (item, *_links) in enumerate(table):
                 if item.__class__ is list and node_id:  # node 0 is the top menu, already there
                     kind, rec = item
-                    node = self._node(rec, MENU if kind == "menu" else COMMENT)
+                    node = self._node(rec, MENU if kind == "menu" else COMMENT, self._expr)
                     (kconf.menus if kind == "menu" else kconf.comments).append(node)
             for node_id, (_, parent, first, following) in enumerate(table):
                 node = nodes[node_id]

@@ -271,9 +271,10 @@ class KconfigTree:
             kconf.load_config(str(source.path), replace=True)
         except (OSError, kconfiglib.KconfigError) as exc:
             raise InputError(f"{source.path}: cannot load the configuration ({exc})") from None
-        if kconf.choice_rules:
+        if kconf.choice_rules or (self._lazy is not None and not self._lazy.complete):
             # Choice selections depend on the order of assignments too, which
-            # kconfiglib's invalidation does not track.
+            # kconfiglib's invalidation does not track; a tree rebuilt only in
+            # part has no invalidation graph yet (see kcheck.kconfig.snapshot).
             kconf._invalidate_all()
         self._active = source
 

@@ -16,8 +16,9 @@ loaded, depends only on what the entry's *stamp* records:
 
 The entry is **data, not code**: a fixed header (magic, format version,
 CRC-32 and the length of each section), a JSON object with the stamp and the
-tree's names, one JSON record per symbol or choice with an offset table, and
-the menu tree as JSON (see :mod:`kcheck.kconfig.snapshot`). Nothing in it is
+tree's names, one JSON record per symbol or choice with an offset table, the
+menu tree as JSON and the expression table as 32-bit integers (see
+:mod:`kcheck.kconfig.snapshot`). Nothing in it is
 unpickled or executed; JSON can only produce strings, numbers and lists, and
 records only rebuild kconfiglib's own classes. An entry whose length, version
 or checksum is wrong, or whose stamp no longer matches, is ignored and
@@ -47,6 +48,7 @@ wildcard ``source`` (Linux does not use them).
 from __future__ import annotations
 
 import atexit
+import gc
 import hashlib
 import json
 import os
@@ -65,8 +67,9 @@ from kcheck.kconfig import snapshot
 #: Bump when the layout of an entry or of its records changes.
 FORMAT = 1
 MAGIC = b"KCHECKKC"
-#: magic, format, CRC-32 of everything after the header, then the length of each section.
-_HEADER = struct.Struct("<8sIIQQQQ")
+#: magic, format, CRC-32 of everything after the header, then the length of each section
+#: (stamp JSON, number of records, records, menu tree JSON, expression table).
+_HEADER = struct.Struct("<8sIIQQQQQ")
 #: No real tree comes near this (Linux 7.3 x86: about 12 MB); anything larger is refused unread.
 MAX_ENTRY = 256 * 1024 * 1024
 SUFFIX = ".kcc"
@@ -214,12 +217,13 @@ def _options(srctree: str, arch: str, allow_shell: bool) -> dict:
 class Entry:
     """A validated cache entry: its stamp and the records :class:`snapshot.LazyKconfig` rebuilds from."""
 
-    def __init__(self, meta: dict, data: bytes, offsets: tuple, records_at: int, tree_at: int) -> None:
+    def __init__(self, meta: dict, data: bytes, offsets: tuple, records_at: int, tree_at: int, exprs_at: int) -> None:
         self.meta = meta
         self._data = memoryview(data)
         self._offsets = offsets
         self._records_at = records_at
         self._tree_at = tree_at
+        self._exprs_at = exprs_at
 
     def record(self, i: int) -> bytes:
         """The JSON bytes of item ``i``."""
@@ -228,22 +232,22 @@ class Entry:
 
     def tree(self) -> bytes:
         """The JSON bytes of the menu tree."""
-        return bytes(self._data[self._tree_at:])
+        return bytes(self._data[self._tree_at: self._exprs_at])
 
     def lazy(self) -> snapshot.LazyKconfig:
         """A :class:`~kcheck.kconfig.snapshot.LazyKconfig` over this entry."""
-        return snapshot.LazyKconfig(self.meta["tree"], self.record, self.tree)
+        return snapshot.LazyKconfig(self.meta["tree"], self.record, self.tree, self._data[self._exprs_at:])
 
 
 def parse_entry(data: bytes) -> Entry | None:
     """Validate an entry's layout (magic, version, lengths, CRC-32); None when anything is off."""
     if len(data) < _HEADER.size:
         return None
-    magic, version, crc, meta_len, n_items, records_len, tree_len = _HEADER.unpack_from(data)
+    magic, version, crc, meta_len, n_items, records_len, tree_len, exprs_len = _HEADER.unpack_from(data)
     if magic != MAGIC or version != FORMAT:
         return None
     offsets_len = 8 * (n_items + 1)
-    if _HEADER.size + meta_len + offsets_len + records_len + tree_len != len(data):
+    if _HEADER.size + meta_len + offsets_len + records_len + tree_len + exprs_len != len(data) or exprs_len % 12:
         return None
     if zlib.crc32(memoryview(data)[_HEADER.size:]) != crc:
         return None
@@ -262,7 +266,7 @@ def parse_entry(data: bytes) -> Entry | None:
     if not isinstance(names, list) or len(names) - meta["tree"].get("n_consts", 0) + 3 != n_items:
         return None
     at += offsets_len
-    return Entry(meta, data, offsets, at, at + records_len)
+    return Entry(meta, data, offsets, at, at + records_len, at + records_len + tree_len)
 
 
 #: What was said about cache entries in this process (``--verbose`` prints these lines).
@@ -307,7 +311,13 @@ def load(path: Path, srctree: str, arch: str, allow_shell: bool, env: Mapping[st
 
 def serialize(kconf, srctree: str, arch: str, allow_shell: bool, env: Mapping[str, str]) -> bytes:
     """Return the bytes of a cache entry for ``kconf`` (freshly parsed, no ``.config`` loaded)."""
-    tree, records, tree_json = snapshot.encode(kconf)
+    enabled = gc.isenabled()
+    gc.disable()  # hundreds of thousands of short-lived lists: collecting them only costs time
+    try:
+        tree, records, tree_json, expressions = snapshot.encode(kconf)
+    finally:
+        if enabled:
+            gc.enable()
     meta = {
         "options": _options(srctree, arch, allow_shell),
         "files": _file_stamps(srctree, kconf.kconfig_filenames) or [],
@@ -318,9 +328,9 @@ def serialize(kconf, srctree: str, arch: str, allow_shell: bool, env: Mapping[st
     offsets = [0]
     for record in records:
         offsets.append(offsets[-1] + len(record))
-    body = b"".join([meta_json, struct.pack(f"<{len(offsets)}Q", *offsets), *records, tree_json])
+    body = b"".join([meta_json, struct.pack(f"<{len(offsets)}Q", *offsets), *records, tree_json, expressions])
     header = _HEADER.pack(MAGIC, FORMAT, zlib.crc32(body), len(meta_json), len(records),
-                          offsets[-1], len(tree_json))
+                          offsets[-1], len(tree_json), len(expressions))
     return header + body
 
 

@@ -3,10 +3,10 @@
 kconfiglib stays the parser of record and, through :mod:`kcheck.kconfig.compat`,
 the only evaluator: this module never computes a value. It turns a freshly
 parsed :class:`~kcheck.kconfig.compat.CompatKconfig` into *records* (JSON
-arrays of strings and integers, one per symbol or choice, expressions as
-nested ``[operator, operand, operand]`` lists whose leaves are item numbers)
-and rebuilds kconfiglib's own ``Symbol``/``Choice``/``MenuNode`` objects from
-them.
+arrays of strings and integers, one per symbol or choice) and one expression
+table (three 32-bit integers per distinct expression: operator and two
+operands, each an item number or an earlier entry), and rebuilds kconfiglib's
+own ``Symbol``/``Choice``/``MenuNode`` objects from them.
 
 Rebuilding is lazy. Evaluating a symbol touches only its *cone*: the symbols
 and choices named in its ``depends on``, prompts, defaults, ranges, the
@@ -31,8 +31,10 @@ tuples, strings and integers: a damaged record raises :class:`SnapshotError`.
 
 from __future__ import annotations
 
+import array
 import gc
 import json
+import sys
 
 import kconfiglib
 from kconfiglib import COMMENT, MENU, NOT, Choice, MenuNode, Symbol
@@ -41,6 +43,13 @@ from kcheck.kconfig.compat import CompatKconfig
 
 _SYM, _CHOICE = "s", "c"
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, check_circular=False).encode
+
+
+#: kconfiglib's operator constants by value: rebuilt tuples hold kconfiglib's own objects
+#: (it compares operators with ``is``).
+_OPERATORS = {op: op for op in (kconfiglib.AND, kconfiglib.OR, kconfiglib.NOT, kconfiglib.EQUAL,
+                                kconfiglib.UNEQUAL, kconfiglib.LESS, kconfiglib.LESS_EQUAL,
+                                kconfiglib.GREATER, kconfiglib.GREATER_EQUAL)}
 
 
 class SnapshotError(Exception):
@@ -65,7 +74,8 @@ class _Encoder:
         self.node_ids: dict[int, int] = {}
         self.tree_nodes: list = []  # every MenuNode, in menu order
         self.files: dict[str, int] = {}  # file name -> number (nodes name files by number)
-        self.memo: dict[int, list] = {}  # id of an expression tuple -> its encoding (tuples are shared)
+        self.memo: dict[int, int] = {}  # id of an expression tuple -> its table reference
+        self.table = array.array("i")  # the expression table, three integers per entry
         self.refs = self._cones()
 
     def _cones(self) -> list[set]:
@@ -94,27 +104,23 @@ class _Encoder:
             number = self.files[name] = len(self.files)
         return number
 
-    def expr(self, e):
-        """Encode ``e``: an item number, or ``[operator, operand(, operand)]``."""
-        if e.__class__ is not tuple:
-            return self.index[id(e)]
-        encoded = self.memo.get(id(e))
-        if encoded is None:
-            ex = self.expr
-            encoded = self.memo[id(e)] = [e[0], ex(e[1])] if e[0] is NOT else [e[0], ex(e[1]), ex(e[2])]
-        return encoded
+    def expr(self, e) -> int:
+        """Encode ``e``: an item number (>= 0), or ``-1 - k`` for entry k of the expression table.
 
-    def local(self, e):
-        """Encode ``e`` into the current record's expression table: an item number (>= 0), or
-        ``-1 - k`` for entry k of the table. Each entry is ``[operator, operand(, operand)]``
-        over earlier entries, so a subexpression shared within the item is stored and rebuilt once."""
+        Every distinct expression tuple becomes one table entry ``(operator,
+        operand, operand)`` whose operands are encoded the same way and come
+        before it, so the sharing kconfiglib builds in (a menu's dependencies
+        in every symbol of the menu) is kept, on disk and when rebuilt.
+        """
         if e.__class__ is not tuple:
             return self.index[id(e)]
-        known = self.local_memo.get(id(e))
+        known = self.memo.get(id(e))
         if known is None:
-            entry = [e[0], self.local(e[1])] if e[0] is NOT else [e[0], self.local(e[1]), self.local(e[2])]
-            self.table.append(entry)
-            known = self.local_memo[id(e)] = -len(self.table)
+            ex = self.expr
+            first = ex(e[1])
+            second = 0 if e[0] is NOT else ex(e[2])
+            self.table.extend((e[0], first, second))
+            known = self.memo[id(e)] = -(len(self.table) // 3)
         return known
 
     def node(self, node, ex) -> list:
@@ -127,9 +133,7 @@ class _Encoder:
         ]
 
     def record(self, i: int, item) -> list:
-        ex = self.local
-        nested = self.expr  # select/imply lists: resolved only once their target is rebuilt
-        self.table, self.local_memo = [], {}
+        ex = nested = self.expr
         nodes = [self.node(node, ex) for node in item.nodes]
         if item.__class__ is Choice:
             body = [
@@ -147,7 +151,6 @@ class _Encoder:
                 [[ex(lo), ex(hi), ex(c)] for lo, hi, c in item.ranges],
                 item.env_var, item.is_allnoconfig_y, nodes,
             ]
-        body.append(self.table)
         self.refs[i].discard(i)
         body.append(sorted(self.refs[i]))
         return body
@@ -180,8 +183,8 @@ class _Encoder:
         return out
 
 
-def encode(kconf) -> tuple[dict, list[bytes], bytes]:
-    """Return (meta, one JSON record per item, the menu tree as JSON) for a freshly parsed tree."""
+def encode(kconf) -> tuple[dict, list[bytes], bytes, bytes]:
+    """Return (meta, one JSON record per item, the menu tree as JSON, the expression table) for a fresh parse."""
     enc = _Encoder(kconf)
     enc.walk_tree()
     for item in enc.items:  # nodes outside the menu tree (none in Linux) still get ids
@@ -209,7 +212,9 @@ def encode(kconf) -> tuple[dict, list[bytes], bytes]:
     }
     tree = _dumps(enc.tree_table()).encode("ascii")
     meta["files"] = list(enc.files)  # complete only after the menu nodes
-    return meta, records, tree
+    if sys.byteorder != "little":
+        enc.table.byteswap()
+    return meta, records, tree, enc.table.tobytes()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,8 +274,14 @@ class LazyKconfig:
     the items materialized so far (``kconf.syms`` names only those).
     """
 
-    def __init__(self, meta: dict, record, tree) -> None:
+    def __init__(self, meta: dict, record, tree, expressions: bytes) -> None:
         self.meta = meta
+        table = array.array("i")
+        table.frombytes(expressions)
+        if sys.byteorder != "little":
+            table.byteswap()
+        self._table = table
+        self._built: dict[int, tuple] = {}  # table reference -> the tuple rebuilt for it
         self._record = record
         self._tree = tree
         names = meta["names"]
@@ -354,7 +365,7 @@ class LazyKconfig:
             if not records:
                 return []
             return self._build(records)
-        except (IndexError, KeyError, TypeError, ValueError) as exc:
+        except (IndexError, KeyError, TypeError, ValueError, RecursionError) as exc:
             raise SnapshotError(f"damaged record: {exc!r}") from None
 
     def _build(self, records: dict[int, list]) -> list:
@@ -364,34 +375,19 @@ class LazyKconfig:
         for i in order:
             objects[i] = Choice() if records[i][0] == _CHOICE else Symbol()
         new = []
-        local: list = []
-
-        def ex(x):
-            if x >= 0:
-                found = objects[x]
-                if found is None:
-                    raise SnapshotError(f"item {x} referenced outside its cone")
-                return found
-            return local[-1 - x]
-
+        ex = self._expr
         for i in order:
             rec, item = records[i], objects[i]
             item.kconfig = kconf
-            local.clear()
-            for entry in rec[-2]:  # the record's expression table, operands before their users
-                if len(entry) == 2:
-                    local.append((NOT, ex(entry[1])))
-                else:
-                    local.append((entry[0], ex(entry[1]), ex(entry[2])))
             if rec[0] == _CHOICE:
-                (_, item.name, item.orig_type, item.is_optional, dep, defaults, syms, nodes, _, _) = rec
+                (_, item.name, item.orig_type, item.is_optional, dep, defaults, syms, nodes, _) = rec
                 item.direct_dep = ex(dep)
                 item.defaults = [(ex(s), ex(c)) for s, c in defaults]
                 item.syms = [objects[s] for s in syms]
                 item.nodes = [self._node(n, item, ex) for n in nodes]
             else:
                 (_, item.name, item.orig_type, item.is_constant, choice, dep, rev, weak, defaults,
-                 selects, implies, ranges, item.env_var, item.is_allnoconfig_y, nodes, _, _) = rec
+                 selects, implies, ranges, item.env_var, item.is_allnoconfig_y, nodes, _) = rec
                 item.choice = None if choice is None else objects[choice]
                 item.direct_dep, item.rev_dep, item.weak_rev_dep = ex(dep), ex(rev), ex(weak)
                 item.defaults = [(ex(v), ex(c)) for v, c in defaults]
@@ -427,20 +423,26 @@ class LazyKconfig:
             if i == self.meta["defconfig_list"]:
                 kconf.defconfig_list = item
 
-    def _expr(self, e):
-        objects = self._objects
-
-        def convert(e):
-            if e.__class__ is int:
-                item = objects[e]
-                if item is None:
-                    raise SnapshotError(f"item {e} referenced outside its cone")
-                return item
-            if e[0] is NOT:
-                return (NOT, convert(e[1]))
-            return (e[0], convert(e[1]), convert(e[2]))
-
-        return convert(e)
+    def _expr(self, ref: int):
+        """The kconfiglib expression for a reference: an item, or a tuple rebuilt once and shared."""
+        if ref >= 0:
+            item = self._objects[ref]
+            if item is None:
+                raise SnapshotError(f"item {ref} referenced outside its cone")
+            return item
+        built = self._built.get(ref)
+        if built is None:
+            k = -1 - ref
+            table = self._table
+            op, first, second = table[3 * k], table[3 * k + 1], table[3 * k + 2]
+            if first < 0 and -1 - first >= k or second < 0 and -1 - second >= k:
+                raise SnapshotError(f"expression {k} is not built from earlier ones")
+            if op == NOT:
+                built = (NOT, self._expr(first))
+            else:
+                built = (_OPERATORS[op], self._expr(first), self._expr(second))
+            self._built[ref] = built
+        return built
 
     def _links(self, target_list: list, pairs: list) -> None:
         """Fill a select/imply list; targets outside the materialized cones wait in _pending."""
@@ -511,5 +513,5 @@ class LazyKconfig:
                 node.parent = None if parent is None else nodes[parent]
                 node.list = None if first is None else nodes[first]
                 node.next = None if following is None else nodes[following]
-        except (IndexError, KeyError, TypeError, ValueError) as exc:
+        except (IndexError, KeyError, TypeError, ValueError, RecursionError) as exc:
             raise SnapshotError(f"damaged menu tree: {exc!r}") from None

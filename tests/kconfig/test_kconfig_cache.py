@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import os
 import pickle
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import kconfiglib
 import pytest
 
 import kconfig_trees as kt
@@ -364,7 +366,12 @@ def test_snapshot_rejects_records_that_are_not_items():
             "defconfig_list": None, "top_prompt": "Main menu", "top_file": ["Kconfig", 1], "srctree": "/x",
             "config_prefix": "CONFIG_", "kconfig_filenames": ["Kconfig"], "env_vars": [], "choice_rules": None,
             "transitional": [], "n_nodes": 1, "files": ["Kconfig"]}
-    for record in (b'{"a": 1}', b'["x"]', b'["s", "A"]', b"not json", b'["s","A",1,0,null,99,0,0,[],[],[],[],null,0,[],[],[]]', b'["s","A",1,0,null,-1,0,0,[],[],[],[],null,0,[],[[1,2,99]],[]]'):
-        lazy = snapshot.LazyKconfig(meta, lambda i, r=record: r, lambda: b"[]")
+    looping = array.array("i", [kconfiglib.AND, -1, 0]).tobytes()  # entry 0 built from itself
+    cases = [(b'{"a": 1}', b""), (b'["x"]', b""), (b'["s", "A"]', b""), (b"not json", b""),
+             (b'["s","A",1,0,null,99,0,0,[],[],[],[],null,0,[],[]]', b""),  # an item that is not there
+             (b'["s","A",1,0,null,-1,0,0,[],[],[],[],null,0,[],[]]', b""),  # an expression that is not there
+             (b'["s","A",1,0,null,-1,0,0,[],[],[],[],null,0,[],[]]', looping)]
+    for record, expressions in cases:
+        lazy = snapshot.LazyKconfig(meta, lambda i, r=record: r, lambda: b"[]", expressions)
         with pytest.raises(snapshot.SnapshotError):
             lazy.materialize(["A"])

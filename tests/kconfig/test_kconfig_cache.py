@@ -347,7 +347,7 @@ def test_the_entry_is_written_before_kcheck_exits_and_no_process_outlives_it(tre
 def test_background_writing_only_when_asked(tree_dir, tmp_path):
     read, write = os.pipe()
     script = ("import os; from kcheck.kconfig import KconfigTree, cache; "
-              f"KconfigTree.load({str(tree_dir)!r}); cache.flush(); os.write({write}, str(cache._children).encode())")
+              f"KconfigTree.load({str(tree_dir)!r}); cache.flush(); os.write({write}, str(cache._writers).encode())")
     proc = subprocess.run([sys.executable, "-c", script], pass_fds=(write,),
                           env={**os.environ, "KCHECK_CACHE_BACKGROUND": "1"}, timeout=120)
     os.close(write)

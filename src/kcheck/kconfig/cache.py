@@ -32,11 +32,12 @@ group/other-writable. Otherwise it is ignored (:func:`untrusted` says why;
 ``HOME`` neither reads nor writes that user's cache. Reads are bounded
 (:data:`MAX_ENTRY`); a FIFO or device is refused before it is opened for reading.
 
-Writing: after a parse the entry is written in the foreground when kcheck
-finishes (:func:`store_later`, run at interpreter exit after the output is
-flushed and stdout/stderr are closed, so a pipe reading kcheck sees its end
-first), or from a detached child when ``KCHECK_CACHE_BACKGROUND=1`` asks for
-it. Entries are written to a temporary file and renamed into place, so a
+Writing: after a parse, a child process writes the entry while kcheck goes
+on with the check, and kcheck waits for it when it exits, after flushing the
+report and closing stdout/stderr (so a pipe reading kcheck sees its end
+first): no process outlives kcheck, unless ``KCHECK_CACHE_BACKGROUND=1`` asks
+for a writer that finishes on its own (:func:`store_later`, :func:`flush`).
+Entries are written to a temporary file and renamed into place, so a
 concurrent reader never sees half a file.
 
 Not covered: the output of ``$(shell,...)`` probes changing while every
@@ -378,46 +379,81 @@ def store(path: Path, kconf, srctree: str, arch: str, allow_shell: bool, env: Ma
                 pass
 
 
-_pending: list[tuple] = []
+_pending: list[tuple] = []  # entries to write at exit, where no writer could be started
+_writers: list[int] = []  # children writing entries
 _registered: list[bool] = []
-_children: list[int] = []
+
+
+def _background() -> bool:
+    return os.environ.get("KCHECK_CACHE_BACKGROUND") == "1"
 
 
 def store_later(path: Path, kconf, srctree: str, arch: str, allow_shell: bool, env: Mapping[str, str]) -> None:
-    """Write the entry when kcheck finishes (see the module docs); ``KCHECK_CACHE_BACKGROUND=1`` detaches it.
+    """Have the entry written by the time kcheck exits (see the module docs).
 
-    One entry waits at a time: a second parse in the same process (a test
-    session, a lint run over several architectures) writes the first one now
-    rather than keeping every parsed tree alive until the end.
+    The entry is written by a child started now, so that on a machine with a
+    core to spare the writing overlaps the check instead of following it;
+    :func:`flush` (run at exit) closes stdout/stderr and waits for it, so no
+    process outlives kcheck, unless ``KCHECK_CACHE_BACKGROUND=1`` asks for
+    exactly that. Without ``fork`` the entry is written at exit, in this
+    process.
     """
-    if _pending:
-        flush(close_output=False)
     if not _registered:
         atexit.register(flush)
         _registered.append(True)
-    _pending.append((path, kconf, srctree, arch, allow_shell, dict(env)))
+    job = (path, kconf, srctree, arch, allow_shell, dict(env))
+    pid = None
+    if hasattr(os, "fork"):
+        try:
+            pid = os.fork()
+        except OSError:
+            pid = None
+        if pid == 0:  # the writer: it must not hold the caller's terminal or pipes open
+            ok = False
+            try:
+                _detach_stdio()
+                ok = store(*job)
+            finally:
+                os._exit(0 if ok else 1)
+    if pid:
+        _writers.append(pid)
+        return
+    if _pending:  # one parse kept alive at a time (a test session parses many trees)
+        flush(close_output=False)
+    _pending.append(job)
 
 
 def flush(*, close_output: bool = True) -> None:
-    """Write the pending entries now: after closing stdout/stderr, or from a detached child when asked."""
-    if not _pending:
+    """Finish the cache writes: close stdout/stderr, write what is pending, wait for the writers.
+
+    Runs at exit (registered by :func:`store_later`); with
+    ``KCHECK_CACHE_BACKGROUND=1`` the writers are left to finish on their own.
+    """
+    if not _pending and not _writers:
         return
-    jobs = list(_pending)
-    _pending.clear()
     if close_output:
         _close_output()
-    if os.environ.get("KCHECK_CACHE_BACKGROUND") == "1" and hasattr(os, "fork"):
-        pid = os.fork()
-        if pid:
-            _children.append(pid)
-            return
-        try:
-            for job in jobs:
-                store(*job)
-        finally:
-            os._exit(0)
+    jobs = list(_pending)
+    _pending.clear()
     for job in jobs:
         store(*job)
+    if _background():
+        return
+    for pid in list(_writers):
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        except KeyboardInterrupt:
+            break  # the writer got the same signal; its temporary file is its own to remove
+        _writers.remove(pid)
+
+
+def _detach_stdio() -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _close_output() -> None:
@@ -438,14 +474,3 @@ def _close_output() -> None:
         except OSError:
             pass
     os.close(devnull)
-
-
-def reap(*, wait: bool = False) -> None:
-    """Collect background writers (all of them, waiting, with ``wait=True``)."""
-    for pid in list(_children):
-        try:
-            done, _ = os.waitpid(pid, 0 if wait else os.WNOHANG)
-        except ChildProcessError:
-            done = pid
-        if done:
-            _children.remove(pid)

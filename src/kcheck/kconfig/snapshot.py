@@ -74,8 +74,8 @@ class _Encoder:
         self.node_ids: dict[int, int] = {}
         self.tree_nodes: list = []  # every MenuNode, in menu order
         self.files: dict[str, int] = {}  # file name -> number (nodes name files by number)
-        self.memo: dict[int, int] = {}  # id of an expression tuple -> its table reference
         self.table = array.array("i")  # the expression table, three integers per entry
+        self.expr = self._expression_encoder()
         self.refs = self._cones()
 
     def _cones(self) -> list[set]:
@@ -104,24 +104,30 @@ class _Encoder:
             number = self.files[name] = len(self.files)
         return number
 
-    def expr(self, e) -> int:
-        """Encode ``e``: an item number (>= 0), or ``-1 - k`` for entry k of the expression table.
+    def _expression_encoder(self):
+        """Return ``expr(e)``: an item number (>= 0), or ``-1 - k`` for entry k of the expression table.
 
         Every distinct expression tuple becomes one table entry ``(operator,
         operand, operand)`` whose operands are encoded the same way and come
         before it, so the sharing kconfiglib builds in (a menu's dependencies
         in every symbol of the menu) is kept, on disk and when rebuilt.
         """
-        if e.__class__ is not tuple:
-            return self.index[id(e)]
-        known = self.memo.get(id(e))
-        if known is None:
-            ex = self.expr
-            first = ex(e[1])
-            second = 0 if e[0] is NOT else ex(e[2])
-            self.table.extend((e[0], first, second))
-            known = self.memo[id(e)] = -(len(self.table) // 3)
-        return known
+        refs = self.index  # id of an item -> its number; id of an encoded tuple -> its reference
+        table = self.table
+        extend = table.extend
+
+        def expr(e) -> int:
+            try:
+                return refs[id(e)]
+            except KeyError:
+                pass
+            first = expr(e[1])
+            second = 0 if e[0] is NOT else expr(e[2])
+            extend((e[0], first, second))
+            ref = refs[id(e)] = -(len(table) // 3)
+            return ref
+
+        return expr
 
     def node(self, node, ex) -> list:
         prompt = node.prompt

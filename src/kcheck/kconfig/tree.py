@@ -61,13 +61,13 @@ def _assignment_lines(text: str, prefix: str, names) -> str:
         # kconfiglib's own patterns, anchored at each line: "PREFIX([^=]+)=(.*)" and "# PREFIX([^ ]+) is not set".
         pattern = _ASSIGNMENT_PATTERNS[prefix] = re.compile(
             rf"^(?:{escaped}([^=\n]+)=|# {escaped}([^ \n]+) is not set)[^\n]*", re.M)
-    return "".join(f"{m.group()}\n" for m in pattern.finditer(text) if (m.group(1) or m.group(2)) in names)
+    return "".join([m[0] + "\n" for m in pattern.finditer(text) if (m[1] or m[2]) in names])
 
 
 _ASSIGNMENT_PATTERNS: dict[str, re.Pattern] = {}
 
 
-def read_assignments(path: Path, plain: DotConfig | None = None) -> dict[str, tuple[str, int]]:
+def read_assignments(path: Path, plain: DotConfig | None = None) -> Mapping[str, tuple[str, int]]:
     """Return symbol -> (value as written, 1-based line) of a ``.config`` (last one wins).
 
     ``plain`` is the same file already read by :mod:`kcheck.dotconfig`; the
@@ -75,7 +75,29 @@ def read_assignments(path: Path, plain: DotConfig | None = None) -> dict[str, tu
     """
     # An empty file is a valid input here (Kconfig then takes every default), unlike for the check.
     config = plain if plain is not None else dotconfig.parse(dotconfig.read_bytes(path).decode("utf-8", "replace"), path)
-    return {symbol: (value.value, value.line) for symbol, value in config.values.items()}
+    return _Written(config.values)
+
+
+class _Written(Mapping):
+    """symbol -> (value, line), read through the plain reader's values (no copy of thousands of entries)."""
+
+    def __init__(self, values) -> None:
+        self._values = values
+
+    def __getitem__(self, symbol: str) -> tuple[str, int]:
+        value = self._values[symbol]
+        return value.value, value.line
+
+    def get(self, symbol: str, default=None):
+        """The (value, line) of ``symbol``, or ``default``."""
+        value = self._values.get(symbol)
+        return default if value is None else (value.value, value.line)
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 class KconfigSource:
@@ -88,7 +110,7 @@ class KconfigSource:
 
     mode = "kconfig"
 
-    def __init__(self, tree: KconfigTree, path: Path, written: dict[str, tuple[str, int]]):
+    def __init__(self, tree: KconfigTree, path: Path, written: Mapping[str, tuple[str, int]]):
         self.tree = tree
         self.path = path
         self.written = written

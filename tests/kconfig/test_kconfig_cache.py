@@ -375,3 +375,17 @@ def test_snapshot_rejects_records_that_are_not_items():
         lazy = snapshot.LazyKconfig(meta, lambda i, r=record: r, lambda: b"[]", expressions)
         with pytest.raises(snapshot.SnapshotError):
             lazy.materialize(["A"])
+
+
+def test_lint_leaves_no_process_behind_and_a_complete_entry(tree_dir, tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for number in range(6):
+        kt.write_config(configs / f"{number}.config", f"CONFIG_OVERLAY_FS={'ym'[number % 2]}\n")
+    argv = [KCHECK, "lint", "-d", "overlay2", "-k", str(tree_dir), "--jobs", "2", "--format", "json", str(configs)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 1), err
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)
+    assert load(tree_dir).from_cache

@@ -384,6 +384,12 @@ _writers: list[int] = []  # children writing entries
 _registered: list[bool] = []
 
 
+def _in_worker() -> bool:
+    """True in a worker process of a multiprocessing pool (``kcheck lint``)."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    return multiprocessing is not None and multiprocessing.parent_process() is not None
+
+
 def _background() -> bool:
     return os.environ.get("KCHECK_CACHE_BACKGROUND") == "1"
 
@@ -402,6 +408,9 @@ def store_later(path: Path, kconf, srctree: str, arch: str, allow_shell: bool, e
         atexit.register(flush)
         _registered.append(True)
     job = (path, kconf, srctree, arch, allow_shell, dict(env))
+    if _in_worker():
+        store(*job)  # a lint worker ends without running exit handlers: write now, leave nothing behind
+        return
     pid = None
     if hasattr(os, "fork"):
         try:

@@ -389,3 +389,42 @@ def test_lint_leaves_no_process_behind_and_a_complete_entry(tree_dir, tmp_path):
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)
     assert load(tree_dir).from_cache
+
+
+def _entry_bytes(meta: bytes, n_items: int = 0, records: bytes = b"", tree: bytes = b"[]", exprs: bytes = b"") -> bytes:
+    """An entry with a correct header and checksum around whatever sections the test wants."""
+    import struct
+    import zlib
+
+    offsets = struct.pack(f"<{n_items + 1}Q", *([0] * n_items + [len(records)]))
+    body = meta + offsets + records + tree + exprs
+    return cache._HEADER.pack(cache.MAGIC, cache.FORMAT, zlib.crc32(body), len(meta), n_items, len(records),
+                              len(tree), len(exprs)) + body
+
+
+@pytest.mark.parametrize("meta", [b"[" * 100_000 + b"]" * 100_000, b'{"tree": {"names": []}}',
+                                  b'{"tree": {"names": ["n", "m", "y"], "n_consts": 3}}'])
+def test_a_well_checksummed_entry_with_a_bad_description_is_parsed_again(tree_dir, tmp_path, meta):
+    path = entry(load(tree_dir))
+    path.write_bytes(_entry_bytes(meta))
+    tree = load(tree_dir)
+    assert not tree.from_cache
+    assert values(tree, tmp_path) == EXPECTED
+
+
+def test_a_description_that_matches_the_stamp_but_not_the_format_is_parsed_again(tree_dir, tmp_path, monkeypatch):
+    real = snapshot.encode
+
+    def broken(kconf):
+        meta, records, tree, exprs = real(kconf)
+        del meta["n_defined"]
+        return meta, records, tree, exprs
+
+    monkeypatch.setattr(snapshot, "encode", broken)
+    load(tree_dir)
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("KCHECK_TEST_VAR", "first")
+    tree = load(tree_dir)
+    assert not tree.from_cache and "damaged" in tree.cache_note
+    assert values(tree, tmp_path) == EXPECTED

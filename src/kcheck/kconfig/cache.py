@@ -225,6 +225,7 @@ class Entry:
         self._records_at = records_at
         self._tree_at = tree_at
         self._exprs_at = exprs_at
+        self._lazy: snapshot.LazyKconfig | None = None
 
     def record(self, i: int) -> bytes:
         """The JSON bytes of item ``i``."""
@@ -236,8 +237,18 @@ class Entry:
         return bytes(self._data[self._tree_at: self._exprs_at])
 
     def lazy(self) -> snapshot.LazyKconfig:
-        """A :class:`~kcheck.kconfig.snapshot.LazyKconfig` over this entry."""
-        return snapshot.LazyKconfig(self.meta["tree"], self.record, self.tree, self._data[self._exprs_at:])
+        """A :class:`~kcheck.kconfig.snapshot.LazyKconfig` over this entry (made once).
+
+        Raises :class:`~kcheck.kconfig.snapshot.SnapshotError` when the entry's
+        description of the tree is not what this version writes.
+        """
+        if self._lazy is None:
+            try:
+                self._lazy = snapshot.LazyKconfig(self.meta["tree"], self.record, self.tree,
+                                                  self._data[self._exprs_at:])
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                raise snapshot.SnapshotError(f"the tree's description is damaged: {exc!r}") from None
+        return self._lazy
 
 
 def parse_entry(data: bytes) -> Entry | None:
@@ -255,7 +266,7 @@ def parse_entry(data: bytes) -> Entry | None:
     at = _HEADER.size
     try:
         meta = json.loads(bytes(data[at: at + meta_len]))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(meta, dict) or not isinstance(meta.get("tree"), dict):
         return None
@@ -303,6 +314,10 @@ def load(path: Path, srctree: str, arch: str, allow_shell: bool, env: Mapping[st
     stored_env = stamp.get("env")
     if not isinstance(stored_env, dict) or env_stamp(stored_env, env) != stored_env:
         return None, None
+    try:
+        entry.lazy()
+    except snapshot.SnapshotError:
+        return None, note(f"cache entry {path} is damaged or from another kcheck version: parsed again")
     return entry, None
 
 

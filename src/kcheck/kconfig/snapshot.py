@@ -339,8 +339,8 @@ class LazyKconfig:
     def _decode(self, i: int) -> list:
         try:
             rec = json.loads(self._record(i))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SnapshotError(f"record {i}: {exc}") from None
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise SnapshotError(f"record {i}: {exc!r}") from None
         if rec.__class__ is not list or not rec or rec[0] not in (_SYM, _CHOICE):
             raise SnapshotError(f"record {i} is not a symbol or a choice")
         return rec

@@ -428,3 +428,12 @@ def test_a_description_that_matches_the_stamp_but_not_the_format_is_parsed_again
     tree = load(tree_dir)
     assert not tree.from_cache and "damaged" in tree.cache_note
     assert values(tree, tmp_path) == EXPECTED
+
+
+def test_pickled_entries_of_earlier_versions_are_removed(tree_dir, tmp_path):
+    old = tmp_path / "xdg" / "kcheck" / "kconfig-0123456789abcdef01234567.pickle"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(pickle.dumps({"format": 3}))
+    load(tree_dir)
+    assert not old.exists()
+    assert [p.suffix for p in cache_files(tmp_path)] == [cache.SUFFIX]

@@ -383,6 +383,7 @@ def store(path: Path, kconf, srctree: str, arch: str, allow_shell: bool, env: Ma
                 os.close(fd)
             os.replace(tmp, path)
             tmp = None
+        _remove_pickles(path.parent)
         return True
     except Exception:  # noqa: BLE001 - a cache that cannot be written is only slower
         return False
@@ -392,6 +393,17 @@ def store(path: Path, kconf, srctree: str, arch: str, allow_shell: bool, env: Ma
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _remove_pickles(directory: Path) -> None:
+    """Delete the pickled entries kcheck wrote before this format (``kconfig-*.pickle``): no pickle stays behind."""
+    for old in directory.glob("kconfig-*.pickle"):
+        try:
+            st = os.lstat(old)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid():
+                os.unlink(old)
+        except OSError:
+            pass
 
 
 _pending: list[tuple] = []  # entries to write at exit, where no writer could be started

@@ -118,6 +118,25 @@ def kernel_conf_6_1(linux_6_1, make_config) -> Path:
     return _conf(linux_6_1, make_config)
 
 
+def pytest_report_header(config):
+    """Say once, at the top, where the suite's downloads go and how big the first run's are."""
+    return realkernel.cache_summary()
+
+
+def pytest_configure(config):
+    """Show each download as it starts, past pytest's output capture: a silent minute reads as a hang."""
+    def notify(message: str) -> None:
+        capture = config.pluginmanager.getplugin("capturemanager")
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        if capture is None or reporter is None:
+            print(message, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(message)
+
+    realkernel.notify = notify
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_user_cache(tmp_path_factory):
     """Keep kcheck's per-user cache (parsed Kconfig trees) out of the real ~/.cache."""

@@ -25,19 +25,37 @@ def make_bzimage(path: Path, version: str, *, protocol: int = 0x020F, string_at:
     return path
 
 
-def elf_with_modinfo(entries: list[str], *, wide: bool = True, order: str = "<") -> bytes:
-    """A minimal relocatable ELF file with a .modinfo and a .shstrtab section."""
+def elf_with_modinfo(entries: list[str], *, wide: bool = True, order: str = "<", undefined: list[str] = ()) -> bytes:
+    """A minimal relocatable ELF file with .modinfo, .shstrtab and, when ``undefined`` names symbols, a
+    .symtab/.strtab pair listing them as undefined globals (what a module needs from the kernel)."""
     modinfo = b"".join(e.encode() + b"\0" for e in entries)
-    shstrtab = b"\0.modinfo\0.shstrtab\0"
+    names = [b"", b".modinfo", b".shstrtab", b".symtab", b".strtab"]
+    shstrtab = b"\0".join(names) + b"\0"
+    offsets = [shstrtab.index(b"\0" + n + b"\0") + 1 if n else 0 for n in names]
+    strtab, symbols = b"\0", []
+    for name in undefined:
+        symbols.append(len(strtab))
+        strtab += name.encode() + b"\0"
+    entsize = 24 if wide else 16
+    sym = bytes(entsize)  # the null symbol
+    for off in symbols:
+        info = (1 << 4) | 0  # STB_GLOBAL, STT_NOTYPE; st_shndx 0: undefined
+        sym += struct.pack(order + "IBBHQQ", off, info, 0, 0, 0, 0) if wide else struct.pack(order + "IIIBBH", off, 0, 0, info, 0, 0)
     ehsize, shentsize = (64, 64) if wide else (52, 40)
-    body = modinfo + shstrtab
+    body = modinfo + shstrtab + sym + strtab
+    at = {"modinfo": ehsize, "shstrtab": ehsize + len(modinfo)}
+    at["symtab"] = at["shstrtab"] + len(shstrtab)
+    at["strtab"] = at["symtab"] + len(sym)
     shoff = ehsize + len(body)
+    count = 5 if undefined else 3
     ident = b"\x7fELF" + bytes([2 if wide else 1, 1 if order == "<" else 2, 1]) + b"\0" * 9
     if wide:
-        header = ident + struct.pack(order + "HHIQQQIHHHHHH", 1, 62, 1, 0, 0, shoff, 0, ehsize, 0, 0, shentsize, 3, 2)
-        sec = lambda name, typ, off, size: struct.pack(order + "IIQQQQIIQQ", name, typ, 0, 0, off, size, 0, 0, 1, 0)
+        header = ident + struct.pack(order + "HHIQQQIHHHHHH", 1, 62, 1, 0, 0, shoff, 0, ehsize, 0, 0, shentsize, count, 2)
+        sec = lambda name, typ, off, size, link=0, ent=0: struct.pack(order + "IIQQQQIIQQ", name, typ, 0, 0, off, size, link, 0, 1, ent)
     else:
-        header = ident + struct.pack(order + "HHIIIIIHHHHHH", 1, 3, 1, 0, 0, shoff, 0, ehsize, 0, 0, shentsize, 3, 2)
-        sec = lambda name, typ, off, size: struct.pack(order + "IIIIIIIIII", name, typ, 0, 0, off, size, 0, 0, 1, 0)
-    sections = sec(0, 0, 0, 0) + sec(1, 1, ehsize, len(modinfo)) + sec(10, 3, ehsize + len(modinfo), len(shstrtab))
+        header = ident + struct.pack(order + "HHIIIIIHHHHHH", 1, 3, 1, 0, 0, shoff, 0, ehsize, 0, 0, shentsize, count, 2)
+        sec = lambda name, typ, off, size, link=0, ent=0: struct.pack(order + "IIIIIIIIII", name, typ, 0, 0, off, size, link, 0, 1, ent)
+    sections = sec(0, 0, 0, 0) + sec(offsets[1], 1, at["modinfo"], len(modinfo)) + sec(offsets[2], 3, at["shstrtab"], len(shstrtab))
+    if undefined:
+        sections += sec(offsets[3], 2, at["symtab"], len(sym), 4, entsize) + sec(offsets[4], 3, at["strtab"], len(strtab))
     return header + body + sections

@@ -68,6 +68,32 @@ TOOLCHAIN_VARS = (
 )
 
 
+#: Measured sizes per kernel series: the linux-source .deb (MB) and its unpacked tree (GB).
+#: The linux-config .deb adds about 1 MB a series.
+SERIES_SIZES = {"6.1": (139, 1.5), "6.12": (153, 1.7), "7.2": (164, 1.8), "7.3": (167, 1.8)}
+#: The container packages the oracles read (docker.io, podman, containerd...) and apt's lists, MB.
+OTHER_DOWNLOADS_MB = 140
+
+
+def notify(message: str) -> None:
+    """Tell the person running the suite what is being downloaded (conftest routes it past pytest's capture)."""
+    print(message, flush=True)
+
+
+def cache_summary() -> str:
+    """One line: where the downloads live, and what the first run fetches and how big it is."""
+    root = cache_root()
+    missing = [s for s in ALL_SERIES if not (root / f"linux-source-{s}.complete").exists()]
+    where = f"kcheck tests: Debian packages cached in {root} (KCHECK_TEST_CACHE moves it)"
+    if not missing:
+        total = sum(gb for _, gb in SERIES_SIZES.values())
+        return f"{where}; kernel trees {', '.join(ALL_SERIES)} present (about {total:.0f} GB)"
+    download = sum(SERIES_SIZES[s][0] + 1 for s in missing) + OTHER_DOWNLOADS_MB
+    unpacked = sum(SERIES_SIZES[s][1] for s in missing)
+    return (f"{where}; the tests that need them download about {download} MB once (linux-source and "
+            f"linux-config {', '.join(missing)}, container packages) and unpack about {unpacked:.1f} GB")
+
+
 class Unavailable(Exception):
     """A real tree or a tool the oracle needs cannot be had here (tests skip)."""
 
@@ -135,8 +161,8 @@ def private_apt_options() -> list[str]:
             (state / "sources.list").write_text("".join(
                 f"deb [signed-by={DEBIAN_KEYRING}] {mirror} {suite} main\n" for suite in NEWER_SUITES
             ))
-            print(f"kcheck tests: fetching package lists of {', '.join(NEWER_SUITES)} "
-                  f"(about 12 MB, once)", flush=True)
+            notify(f"kcheck tests: fetching package lists of {', '.join(NEWER_SUITES)} "
+                   f"(about 12 MB, once)")
             proc = subprocess.run(["apt-get", *options, "update"], capture_output=True, text=True)
             if proc.returncode != 0:
                 raise Unavailable(f"apt-get update of {', '.join(NEWER_SUITES)} failed: {proc.stderr.strip()}")
@@ -166,7 +192,7 @@ def deb_file(package: str, *, newer: bool = False) -> Path:
         found = sorted(debdir.glob(f"{package}_*.deb"))
         if not found:
             options = private_apt_options() if newer else []
-            print(f"kcheck tests: downloading {package} with apt-get (once)", flush=True)
+            notify(f"kcheck tests: downloading {package} with apt-get (once)")
             proc = _download(package, debdir, options)
             if proc.returncode != 0 and not newer and os.geteuid() == 0:
                 # A fresh CI image has no package lists yet: fetch them once and retry.
@@ -176,7 +202,7 @@ def deb_file(package: str, *, newer: bool = False) -> Path:
             found = sorted(debdir.glob(f"{package}_*.deb"))
             if proc.returncode != 0 or not found:
                 raise Unavailable(f"apt-get download {package} failed: {proc.stderr.strip()}")
-            print(f"kcheck tests: {found[-1].name}, {found[-1].stat().st_size / 1e6:.0f} MB", flush=True)
+            notify(f"kcheck tests: {found[-1].name}, {found[-1].stat().st_size / 1e6:.0f} MB")
         return found[-1]
 
 

@@ -248,10 +248,312 @@ CASES = [
 ]
 
 
+# --- Hostile inputs (issue 12): what another user wrote decides nothing outside itself ---------------------
+
+GOOD_LINES = GOOD.read_bytes().count(b"\n")
+
+
+def with_arch(arch: str) -> bytes:
+    """GOOD with its header naming ``arch`` (``# Linux/<arch> 6.1.0 Kernel Configuration``)."""
+    return GOOD.read_bytes().replace(b"# Linux/x86 ", f"# Linux/{arch} ".encode(), 1)
+
+
+def tree_case(kconfig: str = "", files: dict[str, str] | None = None, config: bytes | None = None,
+              setup: Callable[[Path, Path], None] | None = None, front: tuple[str, ...] = ()):
+    """A small tree (with arch/x86) checked in Kconfig mode; ``setup(tmp, tree)`` plants the oddity."""
+
+    def make(tmp: Path) -> list[str]:
+        tree = small_tree(tmp, 'mainmenu "x"\n' + kconfig, config, ("x86",))
+        for name, text in (files or {}).items():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            (tree / name).write_text(text)
+        if setup is not None:
+            setup(tmp, tree)
+        if front[:1] == ("explain",):
+            return ["explain", "--kernel-dir", str(tree), *front[1:], "OVERLAY_FS"]
+        if front == ("lint",):
+            return ["lint", "-d", "overlay2", "-k", str(tree), str(tree / ".config")]
+        if front == ("fix",):
+            return ["fix", "-d", "overlay2", "-k", str(tree)]
+        return ["-d", "overlay2", "--no-host", "--kernel-dir", str(tree), *front]
+
+    return make
+
+
+def outside(tmp: Path, _tree: Path) -> None:
+    (tmp / "evil").mkdir()
+    (tmp / "evil/Kconfig").write_text("config EVIL\n\tdef_bool y\n")
+
+
+def fifo_at(relpath: str):
+    def setup(_tmp: Path, tree: Path) -> None:
+        (tree / relpath).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(tree / relpath)
+
+    return setup
+
+
+def symlink_at(relpath: str, target: str):
+    def setup(tmp: Path, tree: Path) -> None:
+        outside(tmp, tree)
+        (tree / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (tree / relpath).symlink_to(target.format(tmp=tmp))
+
+    return setup
+
+
+def replaced_by_fifo(relpath: str):
+    def setup(_tmp: Path, tree: Path) -> None:
+        (tree / relpath).unlink()
+        os.mkfifo(tree / relpath)
+
+    return setup
+
+
+def grown(relpath: str, size: int):
+    def setup(_tmp: Path, tree: Path) -> None:
+        with (tree / relpath).open("ab") as fh:
+            fh.truncate(size)
+
+    return setup
+
+
+def sparse_at(relpath: str, size: int):
+    def setup(_tmp: Path, tree: Path) -> None:
+        (tree / relpath).parent.mkdir(parents=True, exist_ok=True)
+        with (tree / relpath).open("wb") as fh:
+            fh.write(b"config BIG\n\tbool\n")
+            fh.truncate(size)
+
+    return setup
+
+
+def kconfig_mode_config(content: bytes, name: str):
+    def make(tmp: Path) -> list[str]:
+        tree = small_tree(tmp, 'mainmenu "x"\nconfig OVERLAY_FS\n\ttristate "o"\n', None, ("x86",))
+        (tmp / name).write_bytes(content)
+        return ["-d", "overlay2", "--no-host", "--kernel-dir", str(tree), "-c", str(tmp / name)]
+
+    return make
+
+
+def config_setup(setup: Callable[[Path], Path]):
+    def make(tmp: Path) -> list[str]:
+        return ["-d", "overlay2", "--no-host", "-c", str(setup(tmp))]
+
+    return make
+
+
+def zero_link(tmp: Path) -> Path:
+    (tmp / "z.config").symlink_to("/dev/zero")
+    return tmp / "z.config"
+
+
+def fix_to(setup: Callable[[Path, Path], list[str]]):
+    """``kcheck fix`` on the fixable tree with the output arguments ``setup(tmp, tree)`` returns."""
+
+    def make(tmp: Path) -> list[str]:
+        tree = fixable_tree(tmp)
+        return ["fix", "-d", "overlay2", "-k", str(tree), *setup(tmp, tree)]
+
+    return make
+
+
+def _fifo(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def _loop(tmp: Path) -> Path:
+    (tmp / "l1").symlink_to(tmp / "l2")
+    (tmp / "l2").symlink_to(tmp / "l1")
+    return tmp / "l1"
+
+
+def _stdout_link(tmp: Path) -> Path:
+    (tmp / "stdout").symlink_to("/proc/self/fd/1")
+    return tmp / "stdout"
+
+
+def lint_loop(tmp: Path) -> list[str]:
+    (tmp / "a/b").mkdir(parents=True)
+    (tmp / "a/b/x.config").write_bytes(GOOD.read_bytes())
+    (tmp / "a/b/loop").symlink_to("..")
+    return ["lint", "-d", "overlay2", f"{tmp}/**/*.config"]
+
+
+def lint_fifo(tmp: Path) -> list[str]:
+    (tmp / "d").mkdir()
+    (tmp / "d/good.config").write_bytes(GOOD.read_bytes())
+    os.mkfifo(tmp / "d/pipe.config")
+    return ["lint", "-d", "overlay2", str(tmp / "d")]
+
+
+def hook(*extra: str):
+    return args("portage-hook", "run", "--phase", "pre_pkg_setup", "--category", "sys-fs", "--pn", "aufs3", *extra)
+
+
+def members(*parts: bytes) -> bytes:
+    return b"".join(gzip.compress(part) for part in parts)
+
+
+def _halves() -> tuple[bytes, bytes]:
+    text = GOOD.read_bytes()
+    cut = text.index(b"\n", len(text) // 2) + 1
+    return text[:cut], text[cut:]
+
+
+def odd_line_end(separator: str):
+    content = f"# a comment{separator}with an odd character\n".encode() + GOOD.read_bytes() + b"CONFIG_OVERLAY_FS=y\n"
+    return config_file(content)
+
+
+DUPLICATE_LINE = f"bad.config:{GOOD_LINES + 2}: CONFIG_OVERLAY_FS is assigned again (first at line 40)"
+
+HOSTILE_CASES = [
+    # The architecture a header names is one of the tree's own arch/* directories, or nothing is read.
+    Case("header arch is a path", tree_case('source "arch/$(SRCARCH)/Kconfig"\n', config=with_arch("../../evil"),
+                                            setup=outside), 2, "is not an architecture name"),
+    Case("header arch is absolute", tree_case('source "arch/$(SRCARCH)/Kconfig"\n', config=with_arch("/tmp")), 2,
+         "is not an architecture name"),
+    Case("header arch is ..", tree_case('source "arch/$(SRCARCH)/Kconfig"\n', config=with_arch("..")), 2,
+         "is not an architecture name"),
+    Case("header arch with a slash", tree_case('source "arch/$(SRCARCH)/Kconfig"\n', config=with_arch("x86/")), 2,
+         "is not an architecture name"),
+    Case("header arch is a symlinked dir", tree_case('source "arch/$(SRCARCH)/Kconfig"\n', config=with_arch("evil"),
+                                                     setup=symlink_at("arch/evil", "{tmp}/evil")), 2,
+         "has no arch/evil"),
+    Case("header arch names a file", tree_case('source "arch/$(SRCARCH)/Kconfig"\n', config=with_arch("Kconfig"),
+                                               files={"arch/Kconfig": ""}), 2, "has no arch/Kconfig"),
+    Case("explain: header arch is a path", tree_case(config=with_arch("../../evil"), front=("explain",)), 2,
+         "is not an architecture name"),
+    Case("explain: --arch is a path", tree_case(front=("explain", "--arch", "../x")), 2, "is not an architecture name"),
+    Case("lint: header arch is a path", tree_case(config=with_arch("../../evil"), front=("lint",)), 2,
+         "is not an architecture name"),
+    Case("fix: header arch is a path", tree_case(config=with_arch("../../evil"), front=("fix",)), 2,
+         "is not an architecture name"),
+    Case("plain mode ignores the header arch", config_file(with_arch("../../evil")), 0,
+         "READY for docker + overlay2", "stdout"),
+    # No Kconfig file outside the tree is read.
+    Case("source: absolute path out", tree_case('source "/etc/hostname"\n'), 2, "leaves the kernel tree"),
+    Case("source: .. out", tree_case('source "../evil/Kconfig"\n', setup=outside), 2, "leaves the kernel tree"),
+    Case("rsource: .. out", tree_case('rsource "../evil/Kconfig"\n', setup=outside), 2, "leaves the kernel tree"),
+    Case("osource: glob out", tree_case('osource "/etc/host*"\n'), 2, "leaves the kernel tree"),
+    Case("source: symlinked dir out", tree_case('source "fs/Kconfig"\n', setup=symlink_at("fs", "{tmp}/evil")), 2,
+         "leaves the kernel tree"),
+    Case("source: symlinked file out", tree_case('source "fs/Kconfig"\n', setup=symlink_at("fs/Kconfig",
+                                                                                           "{tmp}/evil/Kconfig")),
+         2, "leaves the kernel tree"),
+    Case("source: symlink to /dev/zero", tree_case('source "fs/Kconfig"\n', setup=symlink_at("fs/Kconfig",
+                                                                                             "/dev/zero")),
+         2, "leaves the kernel tree"),
+    # Sourced Kconfig files: regular, bounded.
+    Case("sourced Kconfig is a FIFO", tree_case('source "fs/Kconfig"\n', setup=fifo_at("fs/Kconfig")), 2,
+         "is not a regular file"),
+    Case("sourced Kconfig is a directory", tree_case('source "fs/Kconfig"\n', files={"fs/Kconfig/x": ""}), 2,
+         "is a directory"),
+    Case("sourced Kconfig of 20 MB", tree_case('source "fs/Kconfig"\n', setup=sparse_at("fs/Kconfig", 20 << 20)), 2,
+         "larger than 16 MiB"),
+    Case("sourced Kconfig missing", tree_case('source "fs/Kconfig"\n'), 2, "the Kconfig files do not parse"),
+    Case("recursive source", tree_case('source "fs/Kconfig"\n', files={"fs/Kconfig": 'source "fs/Kconfig"\n'}), 2,
+         "recursive 'source'"),
+    Case("Kconfig with latin-1 bytes", tree_case("config A\n\tbool \"caf\xe9\"\n"), 1, "NOT READY", "stdout"),
+    Case("top Kconfig is a FIFO", tree_case(setup=replaced_by_fifo("Kconfig")), 2, "is not a kernel source tree"),
+    Case("Makefile is a FIFO", tree_case(setup=replaced_by_fifo("Makefile")), 2, "is not a kernel source tree"),
+    Case("kernel.release is a FIFO", tree_case(setup=fifo_at("include/config/kernel.release")), 1, "NOT READY",
+         "stdout"),
+    Case("symbol.c is a FIFO", tree_case(setup=fifo_at("scripts/kconfig/symbol.c")), 1, "NOT READY", "stdout"),
+    Case("Makefile of 20 MB", tree_case(setup=grown("Makefile", 20 << 20)), 1, "NOT READY", "stdout"),
+    # Configurations: regular files only, gzip read whole, read alike in both modes.
+    Case("Kconfig mode: config is a FIFO", lambda tmp: tree_case()(tmp) + ["-c", str(_fifo(tmp / "c.config"))], 2,
+         "is not a regular file"),
+    Case("config symlinked to /dev/zero", config_setup(zero_link), 2, "is not a regular file"),
+    Case("Kconfig mode: gzip config", kconfig_mode_config(gzip.compress(GOOD.read_bytes()), "c.config.gz"), 1,
+         "NOT READY", "stdout"),
+    Case("Kconfig mode: non-UTF-8 config", kconfig_mode_config(GOOD.read_bytes() + b'CONFIG_S="caf\xe9"\n', "c.config"),
+         1, "not UTF-8", "stdout"),
+    Case("gzip of two members", config_file(members(*_halves()), "c.gz"), 0, "READY for docker + overlay2", "stdout"),
+    Case("gzip of many members", config_file(members(*GOOD.read_bytes().splitlines(True)), "c.gz"), 0,
+         "READY for docker + overlay2", "stdout"),
+    Case("gzip with zero padding", config_file(gzip.compress(GOOD.read_bytes()) + b"\0" * 512, "c.gz"), 0,
+         "READY for docker + overlay2", "stdout"),
+    Case("gzip then garbage", config_file(gzip.compress(GOOD.read_bytes()) + b"garbage", "c.gz"), 2,
+         "corrupt or truncated gzip"),
+    Case("gzip bomb in members", config_file(members(*[b"#" * (1 << 20)] * 20), "c.gz"), 2,
+         "corrupt or truncated gzip"),
+    # Only "\n" ends a line.
+    Case("form feed in a line", odd_line_end("\f"), 0, DUPLICATE_LINE, "stdout"),
+    Case("U+0085 in a line", odd_line_end("\x85"), 0, DUPLICATE_LINE, "stdout"),
+    Case("U+2028 in a line", odd_line_end("\u2028"), 0, DUPLICATE_LINE, "stdout"),
+    Case("vertical tab in a line", odd_line_end("\v"), 0, DUPLICATE_LINE, "stdout"),
+    Case("file separator in a line", odd_line_end("\x1c"), 0, DUPLICATE_LINE, "stdout"),
+    # Floods are summarised.
+    Case("50,000 duplicate lines", config_file(GOOD.read_bytes() + b"CONFIG_OVERLAY_FS=m\n" * 50_000), 0,
+         "49980 more lines like these", "stdout"),
+    Case("20,000 stray lines", config_file(GOOD.read_bytes() + b"stray\n" * 20_000), 0,
+         "19980 more lines like these from line", "stdout"),
+    Case("1,000 malformed values", config_file(GOOD.read_bytes() + b"CONFIG_FOO=yes\n" * 1000), 0,
+         "(malformed values); not listed", "stdout"),
+    # --kernel-version is one whole version.
+    Case("--kernel-version with a newline", args("-d", "overlay2", "-c", str(GOOD), "--kernel-version", "6.1\nX"), 2,
+         "is not a kernel version"),
+    Case("--kernel-version 6.1garbage", args("-d", "overlay2", "-c", str(GOOD), "--kernel-version", "6.1garbage"), 2,
+         "is not a kernel version"),
+    Case("--kernel-version empty", args("-d", "overlay2", "-c", str(GOOD), "--kernel-version", ""), 2,
+         "is not a kernel version"),
+    Case("--kernel-version 6", args("-d", "overlay2", "-c", str(GOOD), "--kernel-version", "6"), 2,
+         "is not a kernel version"),
+    Case("--kernel-version with spaces", args("-d", "overlay2", "-c", str(GOOD), "--kernel-version", "6.1 lts"), 2,
+         "is not a kernel version"),
+    Case("--kernel-version of a distribution", args("-d", "overlay2", "--no-host", "-c", str(GOOD),
+                                                    "--kernel-version", "6.1.0-13-amd64"), 0,
+         "READY for docker + overlay2", "stdout"),
+    Case("fix --kernel-version garbage", fix_to(lambda tmp, tree: ["--kernel-version", "6.1garbage"]), 2,
+         "is not a kernel version"),
+    # explain takes a symbol name.
+    Case("explain ''", explain_in_small_tree(""), 2, "is not a Kconfig symbol name"),
+    Case("explain of two words", explain_in_small_tree("OVERLAY FS"), 2, "is not a Kconfig symbol name"),
+    Case("explain of a macro", explain_in_small_tree("$(shell,id)"), 2, "is not a Kconfig symbol name"),
+    Case("explain of a path", explain_in_small_tree("../OVERLAY_FS"), 2, "is not a Kconfig symbol name"),
+    Case("explain CONFIG_ prefix", explain_in_small_tree("CONFIG_OVERLAY_FS"), 0, "OVERLAY_FS (tristate)", "stdout"),
+    Case("explain with a FIFO config", lambda tmp: ["explain", "--kernel-dir", str(small_tree(tmp, 'mainmenu "x"\n')),
+                                                    "--config", str(_fifo(tmp / "c.config")), "OVERLAY_FS"], 2,
+         "no such configuration file"),
+    # Outputs: a regular file or a new name, never a device, a FIFO or the configuration itself.
+    Case("fix --output a FIFO", fix_to(lambda tmp, tree: ["--output", str(_fifo(tmp / "out"))]), 2,
+         "is a device, FIFO or socket, not a regular file"),
+    Case("fix --output a symlink to stdout", fix_to(lambda tmp, tree: ["--output", str(_stdout_link(tmp))]), 2,
+         "not a regular file"),
+    Case("fix --output a directory", fix_to(lambda tmp, tree: ["--output", str(tmp)]), 2, "is a directory"),
+    Case("fix --output a symlink loop", fix_to(lambda tmp, tree: ["--output", str(_loop(tmp))]), 2,
+         "too many symlinks"),
+    Case("fix --write --fragment the config", fix_to(lambda tmp, tree: ["--write", "--fragment", str(tree / ".config")]),
+         2, "is the configuration itself"),
+    Case("fix --fragment the config", fix_to(lambda tmp, tree: ["--fragment", str(tree / ".config")]), 2,
+         "is the configuration itself"),
+    Case("fix --output and --fragment one file", fix_to(lambda tmp, tree: ["--output", str(tmp / "x"), "--fragment",
+                                                                           str(tmp / "x")]),
+         2, "is the configuration itself"),
+    Case("fix --dist-kernel onto a FIFO", fix_to(lambda tmp, tree: [
+        "--dist-kernel", "--root", str(_fifo(tmp / "etc/kernel/config.d/kcheck-overlay2.config").parents[3])]), 2,
+        "not a regular file"),
+    Case("fix --output -", fix_to(lambda tmp, tree: ["--output", "-"]), 0, "# Automatically generated file",
+         "stdout"),
+    # lint, the hook.
+    Case("lint: glob over a symlink loop", lint_loop, 0, "1 configuration checked", "stdout"),
+    Case("lint: a FIFO named .config", lint_fifo, 2, "UNUSABLE", "stdout"),
+    Case("hook: empty --root", hook("--root", ""), 0, "is not an absolute path", "stdout"),
+    Case("hook: relative --root", hook("--root", "relative/root"), 0, "is not an absolute path", "stdout"),
+    Case("hook: negative --timeout", hook("--timeout", "-1"), 2, "Invalid value for '--timeout'"),
+]
+CASES += HOSTILE_CASES
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_bad_input(case, tmp_path, run_kcheck):
     argv = case.make(tmp_path)
-    proc = run_kcheck(argv)
+    proc = run_kcheck(argv, cwd=tmp_path)
     assert proc.returncode == case.status, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
     text = proc.stdout if case.stream == "stdout" else proc.stderr
@@ -313,17 +615,17 @@ def test_fix_on_a_read_only_directory(tmp_path, run_kcheck):
 
 
 def test_corpus_is_large_enough():
-    assert len(CASES) + 2 >= 50
+    assert len(CASES) >= 120 and len({c.name for c in CASES}) == len(CASES)
 
 
 @pytest.fixture
 def run_kcheck():
     import subprocess
 
-    def run(argv, user=None):
+    def run(argv, user=None, cwd=None):
         env = {**os.environ, "NO_COLOR": "1", "KERNEL_DIR": "", "KBUILD_OUTPUT": ""}
         return subprocess.run([KCHECK, *argv], capture_output=True, text=True, env=env, user=user, timeout=60,
-                              stdin=subprocess.DEVNULL, errors="replace")
+                              stdin=subprocess.DEVNULL, errors="replace", cwd=cwd)
 
     return run
 

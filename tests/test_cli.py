@@ -121,10 +121,16 @@ def test_not_a_config_and_binary(tmp_path):
         assert result.exit_code == 2 and fragment in result.output
 
 
-def test_drivers_lists_every_profile():
+def test_drivers_lists_every_profile_per_runtime():
+    from kcheck.profile import RUNTIMES, shipped_names
+
     result = run("drivers")
-    lines = result.output.splitlines()
-    assert result.exit_code == 0 and lines[0].startswith("docker") and len(lines) == 8
+    headings = [line.split()[0] for line in result.output.splitlines() if line and not line.startswith(" ")]
+    listed = [line.split()[0] for line in result.output.splitlines() if line.startswith("  ")]
+    assert result.exit_code == 0 and headings == list(RUNTIMES)
+    assert listed == [name for runtime in RUNTIMES for name in shipped_names(runtime)]
+    podman = run("drivers", "--runtime", "podman").output.splitlines()
+    assert podman[0].startswith("podman") and [line.split()[0] for line in podman[1:]] == shipped_names("podman")
 
 
 def test_help_documents_exit_statuses():

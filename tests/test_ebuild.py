@@ -163,10 +163,11 @@ def test_sdist_carries_what_the_ebuild_installs(sdist_names: list[str]) -> None:
     top = sdist_names[0].split("/", 1)[0]
     names = set(sdist_names)
     assert f"{top}/src/kcheck/__init__.py" in names
-    for profile in (REPO / "src" / "kcheck" / "profiles").glob("*.toml"):
+    for profile in (REPO / "src" / "kcheck" / "profiles").rglob("*.toml"):
         assert f"{top}/{profile.relative_to(REPO)}" in names
-    doins = [line.split()[1] for line in RELEASE_EBUILD.read_text().splitlines() if line.strip().startswith("doins ")]
+    doins = [line.split()[1] for line in RELEASE_EBUILD.read_text().splitlines() if line.strip().startswith(("doins ", "newexe "))]
     assert doins, "the ebuild installs the Portage hook snippet with doins"
+    assert "src/kcheck/data/kcheck-preinst.install" in doins and "src/kcheck/data/kcheck-kernel-install.install" in doins
     for path in doins:
         if not (REPO / path).is_file():
             pytest.skip(f"{path} is not in this work tree yet (written with the Portage hook)")

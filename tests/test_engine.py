@@ -32,7 +32,7 @@ def test_required_ok_and_fail_with_lines():
     missing = one("# CONFIG_A is not set\n", REQ.format(extra=""))
     assert missing.status is Status.FAIL and missing.actual == "not set" and missing.line == 1
     absent = one("CONFIG_B=y\n", REQ.format(extra=""))
-    assert absent.status is Status.FAIL and absent.actual == "absent" and absent.line is None
+    assert absent.status is Status.FAIL and absent.actual == "not in the file" and absent.line is None
 
 
 def test_exact_expectations():

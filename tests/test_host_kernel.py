@@ -314,7 +314,23 @@ def test_filesystems_available_now_or_loadable(tmp_path):
     ctx = context(root, None, live=True, config=cfg)
     assert kernel.running_fs_findings(ctx, "overlay", "OVERLAY_FS")[0].status is Status.OK
     assert kernel.running_fs_findings(ctx, "btrfs", "BTRFS_FS")[0].status is Status.FAIL
-    (root / f"lib/modules/{RELEASE}/kernel/fs/btrfs").mkdir(parents=True)
-    (root / f"lib/modules/{RELEASE}/kernel/fs/btrfs/btrfs.ko.zst").write_bytes(b"")
+    ko = root / f"lib/modules/{RELEASE}/kernel/fs/btrfs/btrfs.ko"
+    ko.parent.mkdir(parents=True)
+    ko.write_bytes(elf_with_modinfo([f"vermagic={RELEASE} SMP"], undefined=["printk", "crc32c"]))
+    # The file alone proves nothing: without the running kernel's exports the answer is "cannot tell".
+    unknown = kernel.running_fs_findings(ctx, "btrfs", "BTRFS_FS")[0]
+    assert unknown.status is Status.WARN and "cannot tell" in unknown.reason
+    (root / "proc/kallsyms").write_text("0000000000000000 r __ksymtab_printk\n0000000000000000 T printk\n")
+    failing = kernel.running_fs_findings(ctx, "btrfs", "BTRFS_FS")[0]
+    assert failing.status is Status.FAIL and "Unknown symbol crc32c" in failing.reason
+    (root / "proc/kallsyms").write_text("0000000000000000 r __ksymtab_printk\n0000000000000000 r __ksymtab_crc32c\n")
     assert kernel.running_fs_findings(ctx, "btrfs", "BTRFS_FS")[0].status is Status.OK
     assert kernel.running_fs_findings(ctx, "aufs", "AUFS_FS") == []  # not configured: the config check says so
+
+
+def test_install_commands_aim_at_the_root(tmp_path):
+    """With --root, a printed install command must not install into this machine's /boot."""
+    build = tmp_path / "linux"
+    assert kernel.install_command(Path("/"), build) == f"make -C {build} modules_install install"
+    aimed = kernel.install_command(tmp_path, build)
+    assert f"INSTALL_MOD_PATH={tmp_path} INSTALL_PATH={tmp_path}/boot" in aimed and "chroot" in aimed

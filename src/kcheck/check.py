@@ -7,24 +7,38 @@ have already chosen the file), so a verdict is made in one place only.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+import dataclasses
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 
 from kcheck import dotconfig, engine, version
 from kcheck.locate import KernelLocation, locate
 from kcheck.errors import ProfileError
 from kcheck.model import CheckContext, ConfigSource, InputProblem, Report
-from kcheck.profile import Profile, load_file, load_shipped
+from kcheck.profile import RUNTIMES, Profile, load_base, load_file, load_shipped
 
 
-def select_profiles(driver: str | None, profile_files: Sequence[Path] = (), base: bool = True) -> list[Profile]:
-    """docker's base profile, the driver's, then the user's own, in that order."""
-    profiles = [load_shipped("docker")] if base else []
+def select_profiles(driver: str | None, profile_files: Sequence[Path] = (), base: bool = True,
+                    runtime: str = "docker") -> list[Profile]:
+    """The runtime's base profile, the driver's, then the user's own, in that order.
+
+    A user's profile whose name is already taken (a profile named ``docker``,
+    say) is shown with its file name, so a report never has two sections of
+    the same name.
+    """
+    profiles = [load_base(runtime)] if base else []
     if driver is not None:
-        if driver == "docker":
-            raise ProfileError("docker is the base profile and always checked; --driver takes a storage driver (see 'kcheck drivers')")
-        profiles.append(load_shipped(driver))
-    profiles.extend(load_file(path) for path in profile_files)
+        if driver in RUNTIMES:
+            raise ProfileError(f"{driver} is the base profile of --runtime {driver} and always checked with it; "
+                               f"--driver takes a storage driver (see 'kcheck drivers')")
+        profiles.append(load_shipped(driver, runtime))
+    taken = {p.name for p in profiles} | set(RUNTIMES)
+    for path in profile_files:
+        profile = load_file(path)
+        if profile.name in taken:
+            profile = dataclasses.replace(profile, name=f"{profile.name} ({path.name})")
+        taken.add(profile.name)
+        profiles.append(profile)
     return profiles
 
 
@@ -68,12 +82,15 @@ def check_location(
     allow_shell: bool = True,
     host: bool = False,
     explicit: bool = True,
+    facts: Mapping[str, str] | None = None,
 ) -> Report:
     """Evaluate ``profiles`` against the configuration at ``location``.
 
     With ``host``, the host checks (:mod:`kcheck.host`) add their findings
     when the configuration belongs to this machine; ``explicit`` says the
     user named the configuration rather than letting kcheck find it.
+    ``facts`` are the ones the user chose (``runtime``, ``firewall``, see
+    :func:`initial_facts`); the profiles' own facts functions add the rest.
     """
     plain = dotconfig.load(location.config)
     source = open_source(location, plain, use_kconfig=use_kconfig, allow_shell=allow_shell, kconfig_trees=kconfig_trees)
@@ -98,6 +115,7 @@ def check_location(
         build_dir=location.build_dir,
         kernel_version=kver,
         live=location.live,
+        facts=dict(facts or {}),
     )
     if host:
         from kcheck import host as host_checks
@@ -119,6 +137,14 @@ def check_location(
     )
 
 
+def initial_facts(runtime: str = "docker", firewall: str | None = None) -> dict[str, str]:
+    """The facts a user's options fix before any profile runs: ``runtime``, ``firewall`` and why."""
+    facts = {"runtime": runtime}
+    if firewall:
+        facts.update({"firewall": firewall, "firewall-why": "given with --firewall"})
+    return facts
+
+
 def run_check(
     *,
     driver: str | None,
@@ -130,9 +156,16 @@ def run_check(
     use_kconfig: bool = True,
     allow_shell: bool = True,
     host: bool = False,
+    runtime: str = "docker",
+    firewall: str | None = None,
+    facts: Mapping[str, str] | None = None,
 ) -> Report:
-    """Locate the configuration and check it for ``driver`` plus docker's base needs (and the host, with ``host``)."""
-    profiles = select_profiles(driver, profile_files)
+    """Locate the configuration and check it for ``driver`` plus the runtime's base needs (and the host, with ``host``).
+
+    ``firewall`` fixes the firewall backend (see :mod:`kcheck.firewall`);
+    ``facts`` adds facts a front end already decided (the driver's origin).
+    """
+    profiles = select_profiles(driver, profile_files, runtime=runtime)
     location = locate(config=config, kernel_dir=kernel_dir, root=root)
     return check_location(
         location,
@@ -143,4 +176,5 @@ def run_check(
         allow_shell=allow_shell,
         host=host,
         explicit=config is not None or kernel_dir is not None,
+        facts={**initial_facts(runtime, firewall), **(facts or {})},
     )

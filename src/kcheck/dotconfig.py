@@ -15,12 +15,12 @@ gzip-compressed (``/proc/config.gz``).
 
 from __future__ import annotations
 
-import gzip
 import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kcheck import readsafe
 from kcheck.errors import InputError
 from kcheck.model import ConfigValue, InputProblem, SymbolState
 
@@ -49,6 +49,8 @@ class DotConfig:
     header_version: str | None = None
     problems: list[InputProblem] = field(default_factory=list)
     mode: str = "plain"
+    #: The file's text as read (gunzipped, decoded): the Kconfig reader loads this, not the file again.
+    text: str | None = field(default=None, repr=False)
 
     def state(self, symbol: str) -> SymbolState:
         """What the file says about ``symbol`` (absent reads as ``n``)."""
@@ -63,7 +65,11 @@ class DotConfig:
 
 
 def read_bytes(path: Path) -> bytes:
-    """Read a possibly gzip-compressed config file, with errors a user can act on."""
+    """Read a possibly gzip-compressed config file, with errors a user can act on.
+
+    Only a regular file is read (a FIFO or device is refused without
+    blocking), and never more than :data:`MAX_CONFIG_BYTES`, compressed or not.
+    """
     try:
         if path.is_dir():
             raise InputError(f"{path} is a directory, not a kernel configuration; pass the .config file inside it")
@@ -71,14 +77,13 @@ def read_bytes(path: Path) -> bytes:
             if path.is_symlink():
                 raise InputError(f"{path} is a dangling symlink or a symlink loop; point it at a real .config")
             raise InputError(f"{path} does not exist; pass an existing .config with --config")
-        if not path.is_file():
-            raise InputError(f"{path} is not a regular file; pass a .config file with --config")
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise InputError(
-                f"{path} is larger than {MAX_CONFIG_BYTES // 1024 // 1024} MiB and cannot be a kernel configuration"
-            )
-        with path.open("rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
+        data = readsafe.read_regular(path, MAX_CONFIG_BYTES, what="kernel configuration")
+    except readsafe.NotRegular:
+        raise InputError(f"{path} is not a regular file; pass a .config file with --config") from None
+    except readsafe.TooLarge:
+        raise InputError(
+            f"{path} is larger than {MAX_CONFIG_BYTES // 1024 // 1024} MiB and cannot be a kernel configuration"
+        ) from None
     except PermissionError:
         raise InputError(f"{path} is not readable (permission denied); run as a user who can read it") from None
     except OSError as exc:
@@ -92,13 +97,17 @@ def read_bytes(path: Path) -> bytes:
 
 
 def _gunzip(data: bytes) -> bytes:
-    """Decompress at most MAX_CONFIG_BYTES, so a gzip bomb is refused, not expanded."""
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out = decompressor.decompress(data, MAX_CONFIG_BYTES + 1)
-    if len(out) > MAX_CONFIG_BYTES:
-        raise OSError("too large")
-    if not decompressor.eof:
-        raise EOFError("truncated")
+    """Decompress every gzip member, as ``zcat`` does; at most MAX_CONFIG_BYTES, so a bomb is refused."""
+    out = b""
+    while data:
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out += decompressor.decompress(data, MAX_CONFIG_BYTES + 1 - len(out))
+        if len(out) > MAX_CONFIG_BYTES or decompressor.unconsumed_tail:
+            raise OSError("too large")
+        if not decompressor.eof:
+            raise EOFError("truncated")
+        # Whatever follows a member is the next member (gzip's own rule), except trailing zero padding.
+        data = decompressor.unused_data.lstrip(b"\0")
     return out
 
 
@@ -106,7 +115,12 @@ def parse(text: str, path: Path | None = None) -> DotConfig:
     """Parse ``.config`` text; never raises for content, records problems instead."""
     config = DotConfig(path=path)
     where = path or Path("<config>")
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a line, as in conf: str.splitlines() would also split at form
+    # feeds, U+0085 or U+2028 and put every later line number off.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r").strip()
         if not line:
             continue
@@ -132,7 +146,45 @@ def parse(text: str, path: Path | None = None) -> DotConfig:
         elif value.startswith('"'):
             value = _unquote(value)
         _assign(config, where, symbol, value, number)
+    config.problems = _summarised(config.problems)
     return config
+
+
+#: Problems of one kind listed one by one before the rest are summarised in one line.
+MAX_PROBLEMS_PER_KIND = 20
+
+
+def _summarised(problems: list[InputProblem]) -> list[InputProblem]:
+    """Keep the first problems of each kind, and one line counting the rest.
+
+    A file with hundreds of thousands of duplicate or stray lines would
+    otherwise print one line each (tens of megabytes).
+    """
+    kept: list[InputProblem] = []
+    extra: dict[str, list[InputProblem]] = {}
+    seen: dict[str, int] = {}
+    for problem in problems:
+        kind = _kind(problem.message)
+        seen[kind] = seen.get(kind, 0) + 1
+        if seen[kind] <= MAX_PROBLEMS_PER_KIND:
+            kept.append(problem)
+        else:
+            extra.setdefault(kind, []).append(problem)
+    for kind, rest in extra.items():
+        first = rest[0]
+        kept.append(InputProblem(first.path, first.line,
+                                 f"{len(rest)} more lines like these from line {first.line} on ({kind}); not listed"))
+    return kept
+
+
+def _kind(message: str) -> str:
+    if "is assigned again" in message:
+        return "assigned again"
+    if message.startswith("not a config line"):
+        return "not config lines"
+    if "malformed value" in message:
+        return "malformed values"
+    return message
 
 
 def _assign(config: DotConfig, where: Path, symbol: str, value: str, number: int) -> None:
@@ -174,6 +226,7 @@ def load(path: Path) -> DotConfig:
         line = data[: exc.start].count(b"\n") + 1
         problems = [InputProblem(path, line, "bytes that are not UTF-8 (replaced); strings near them may be wrong")]
     config = parse(text, path)
+    config.text = text
     config.problems[:0] = problems
     if not config.values:
         raise InputError(f"{path} has no CONFIG_ lines and is not a kernel configuration; pass a kernel .config")

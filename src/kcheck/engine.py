@@ -21,11 +21,17 @@ import importlib
 from collections.abc import Callable, Iterable
 
 from kcheck.model import CheckContext, Finding, Severity, Status, SymbolState
-from kcheck.profile import Profile, Requirement
+from kcheck.profile import CALLABLES, Profile, Requirement
 
 
 def resolve(name: str) -> Callable:
-    """Import a ``module:function`` name a profile gives."""
+    """The function a profile's ``facts``/``checks`` entry names; only names in :data:`~kcheck.profile.CALLABLES`.
+
+    The profile parser already refuses other names; checking again here
+    keeps a Profile built in code to the same rule.
+    """
+    if name not in CALLABLES:
+        raise ValueError(f"{name!r} is not one of kcheck's own profile functions")
     module, _, attr = name.partition(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -40,12 +46,28 @@ def satisfied(expect: str, value: str) -> bool:
 
 
 def describe(state: SymbolState) -> str:
-    """A symbol's value as a user reads it: ``y``, ``m``, ``not set``, ``absent``."""
+    """A symbol's value as a user reads it: ``y``, ``m``, ``not set``, ``not in the file``.
+
+    "not set" is said only of a symbol the file sets to n (``# CONFIG_X is
+    not set``); a symbol the file never mentions is "not in the file", even
+    when Kconfig gives it n by default: the user fixes the two differently.
+    """
     if state.exists is False:
         return "absent from this tree"
     if state.value in ("n", ""):
-        return "not set" if state.written is not None or state.exists else "absent"
+        return "not set" if state.written is not None else "not in the file"
     return state.value
+
+
+def expect_for(expect: str, state: SymbolState) -> str:
+    """The ``expect`` form as it applies to this symbol: ``y-or-m`` is ``y`` for a bool.
+
+    A bool takes no m, so "y or m" would offer a value Kconfig refuses. The
+    type is known only with the kernel tree; without it the profile's form stays.
+    """
+    if expect == "y-or-m" and state.type == "bool":
+        return "y"
+    return expect
 
 
 def evaluate_requirement(req: Requirement, ctx: CheckContext, profile: str) -> Finding | None:
@@ -60,6 +82,7 @@ def evaluate_requirement(req: Requirement, ctx: CheckContext, profile: str) -> F
         reason=req.reason,
         expected=req.expect,
         group=req.group,
+        source=req.source,
     )
     if req.versions is not None:
         if ctx.kernel_version is None:
@@ -77,6 +100,7 @@ def evaluate_requirement(req: Requirement, ctx: CheckContext, profile: str) -> F
         if chosen is None:
             chosen = next((s for s in states if s.exists), states[0])
     status = Status.OK if ok else (Status.WARN if req.severity is Severity.RECOMMENDED else Status.FAIL)
+    base["expected"] = expect_for(req.expect, chosen)
     return Finding(
         status=status,
         actual=describe(chosen),

@@ -41,10 +41,13 @@ from pathlib import Path
 import click
 
 from kcheck import dotconfig
-from kcheck.check import check_location, profile_symbols, select_profiles
+from kcheck.check import check_location, initial_facts, profile_symbols, select_profiles
+from kcheck.completion import complete_driver
+from kcheck.progress import quiet_option
 from kcheck.errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, InputError, KcheckError
 from kcheck.locate import KernelLocation, is_kernel_tree
 from kcheck.model import Report
+from kcheck.options import firewall_option, runtime_option
 from kcheck.profile import Profile
 from kcheck.reporters import LINT_FORMATS, render_lint
 
@@ -163,8 +166,7 @@ def discover(arguments: Sequence[str]) -> list[LintResult]:
         elif not glob.has_magic(argument):
             found.append(LintResult(path, error=f"{path} does not exist; check the path"))
         else:
-            matches = sorted(glob.glob(argument, recursive=True))
-            files = [Path(m) for m in matches if not Path(m).is_dir()]
+            files = [Path(m) for m in expand_pattern(argument) if not Path(m).is_dir()]
             for match in files:
                 add(match)
             if not files:
@@ -172,11 +174,52 @@ def discover(arguments: Sequence[str]) -> list[LintResult]:
     return found
 
 
+def expand_pattern(pattern: str) -> list[str]:
+    """The files a glob names (``**`` recurses), sorted; symlinked directories are never entered.
+
+    Like the shell's globstar, but a symlink to a directory is not followed
+    (``glob.glob`` follows them, and a symlink loop makes it run without end).
+    Hidden names match only a pattern part that starts with a dot.
+    """
+    parts = pattern.split("/")
+    fixed = 0
+    while fixed < len(parts) - 1 and not glob.has_magic(parts[fixed]):
+        fixed += 1
+    base, wanted = "/".join(parts[:fixed]), [p for p in parts[fixed:] if p]
+    if pattern.startswith("/") and not base:
+        base = "/"
+    recursive = "**" in wanted
+    found = []
+    for root, dirs, files in os.walk(base or ".", followlinks=False):
+        rel = os.path.relpath(root, base or ".")
+        names = [] if rel == "." else rel.split(os.sep)
+        if not recursive and len(names) + 1 >= len(wanted):
+            dirs[:] = []  # deeper files cannot match a pattern without **
+        dirs.sort()
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            if _matches(wanted, names + [name]):
+                found.append(os.path.join(base, *names, name) if base else os.path.join(*names, name))
+    return sorted(found)
+
+
+def _matches(pattern: list[str], names: list[str]) -> bool:
+    if not pattern:
+        return not names
+    if pattern[0] == "**":
+        if _matches(pattern[1:], names):
+            return True
+        return bool(names) and not names[0].startswith(".") and _matches(pattern, names[1:])
+    if not names or (names[0].startswith(".") and not pattern[0].startswith(".")):
+        return False
+    return fnmatch.fnmatchcase(names[0], pattern[0]) and _matches(pattern[1:], names[1:])
+
+
 # Per-process state: set in the parent before the pool forks, so workers inherit it.
 _PROFILES: Sequence[Profile] = ()
 _KERNEL_DIR: Path | None = None
 _TREES: dict = {}
 _ALLOW_SHELL = True
+_FACTS: dict[str, str] = {}
 
 
 def check_one(path: Path) -> LintResult:
@@ -185,7 +228,7 @@ def check_one(path: Path) -> LintResult:
     started = time.perf_counter()
     try:
         report = check_location(location, _PROFILES, use_kconfig=_KERNEL_DIR is not None, kconfig_trees=_TREES,
-                                allow_shell=_ALLOW_SHELL)
+                                allow_shell=_ALLOW_SHELL, facts=_FACTS)
         lines = dotconfig.read_bytes(path).count(b"\n")
     except KcheckError as exc:
         return LintResult(path, error=exc.message)
@@ -250,6 +293,8 @@ def run_lint(
     jobs: int = 0,
     strict: bool = False,
     allow_shell: bool = True,
+    runtime: str = "docker",
+    firewall: str | None = None,
 ) -> LintRun:
     """Check every configuration the arguments name; the API behind ``kcheck lint``.
 
@@ -257,10 +302,13 @@ def run_lint(
     usage error (bad profile, unknown driver, bad ``--kernel-dir``); a bad
     input file is a result, not an exception. ``allow_shell=False`` parses
     the tree without running its ``$(shell,...)`` probes (``--no-shell``).
+    ``runtime`` and ``firewall`` choose the base profile and the firewall
+    backend (see ``kcheck --help``).
     """
-    global _PROFILES, _KERNEL_DIR, _ALLOW_SHELL
+    global _PROFILES, _KERNEL_DIR, _ALLOW_SHELL, _FACTS
     started = time.perf_counter()
-    profiles = select_profiles(driver, profile_files)
+    profiles = select_profiles(driver, profile_files, runtime=runtime)
+    _FACTS = initial_facts(runtime, firewall)
     if kernel_dir is not None and not is_kernel_tree(kernel_dir):
         raise InputError(f"{kernel_dir} is not a kernel source tree (no Makefile and Kconfig); check --kernel-dir")
     results = discover(arguments)
@@ -278,7 +326,11 @@ def run_lint(
 
 
 @click.command("lint", epilog=LINT_EXIT_HELP)
-@click.option("--driver", "-d", required=True, metavar="DRIVER", help="Storage driver to check for (see 'kcheck drivers').")
+@quiet_option
+@click.option("--driver", "-d", required=True, metavar="DRIVER", help="Storage driver to check for (see 'kcheck drivers').",
+              shell_complete=complete_driver)
+@runtime_option("docker")
+@firewall_option("iptables-legacy, as check-config.sh checks")
 @click.option("--profile", "profiles", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help="Also check your own requirement profile (TOML); repeatable.")
 @click.option("--kernel-dir", "-k", type=click.Path(path_type=Path), metavar="DIR",
@@ -288,11 +340,12 @@ def run_lint(
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
               help="Worker processes; 0 means one per CPU.")
 @click.option("--strict", is_flag=True, help="Count missing recommended items as failures too.")
-@click.option("--no-shell", is_flag=True, help="With --kernel-dir: never run the tree's $(shell,...) Kconfig macros.")
+@click.option("--no-shell", is_flag=True, help="With --kernel-dir: run nothing (no $(shell,...) Kconfig macro, no $CC --version).")
 @click.option("--verbose", "-v", is_flag=True, help="Text format: the full report of every file.")
 @click.argument("configs", nargs=-1, required=True, metavar="CONFIG...")
 @click.pass_context
-def lint(ctx: click.Context, driver, profiles, kernel_dir, fmt, jobs, strict, no_shell, verbose, configs) -> None:
+def lint(ctx: click.Context, driver, runtime, firewall, profiles, kernel_dir, fmt, jobs, strict, no_shell, verbose,
+         configs) -> None:
     """Check many kernel configurations for docker and a storage driver, for CI.
 
     CONFIG may be files (any name, plain or .gz), directories (searched
@@ -304,7 +357,7 @@ def lint(ctx: click.Context, driver, profiles, kernel_dir, fmt, jobs, strict, no
     from kcheck.cli import echo_cache_notes, use_colour
 
     run = run_lint(configs, driver=driver, profile_files=profiles, kernel_dir=kernel_dir, jobs=jobs, strict=strict,
-                   allow_shell=not no_shell)
+                   allow_shell=not no_shell, runtime=runtime or "docker", firewall=firewall)
     click.echo(render_lint(fmt, run, verbose=verbose), color=use_colour())
     if verbose:
         echo_cache_notes()

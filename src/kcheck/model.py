@@ -61,6 +61,8 @@ class SymbolState:
     know (plain reader), otherwise whether the tree defines the symbol.
     ``note`` explains a Kconfig decision a user would not expect, for example
     "BTRFS_FS=y in the file but Kconfig turns it off because BLOCK is n".
+    ``type`` is the symbol's Kconfig type (``bool``, ``tristate``, ``string``,
+    ``int``, ``hex``) when the reader knows the tree, else None.
     """
 
     symbol: str
@@ -69,6 +71,7 @@ class SymbolState:
     written: str | None = None
     exists: bool | None = None
     note: str | None = None
+    type: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -147,6 +150,7 @@ class Finding:
     group: str | None = None
     section: str = "config"
     fix: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,21 +185,34 @@ class Report:
             for f in self.findings
         )
 
+    def unapplied_rules(self) -> int:
+        """How many version-dependent requirements were skipped because the kernel version is unknown."""
+        if self.kernel_version is not None:
+            return 0
+        return sum(f.status is Status.SKIP and f.expected is not None for f in self.findings)
+
     def exit_status(self, strict: bool = False) -> int:
-        """0 when everything required holds, 1 otherwise (see ``kcheck --help``)."""
-        return 1 if self.failed(strict) else 0
+        """0 when everything required holds, 1 otherwise (see ``kcheck --help``).
+
+        With ``strict``, rules left unapplied because the kernel version is
+        unknown (:meth:`unapplied_rules`) fail the check too: an unchecked rule
+        is not a rule that holds. (``kcheck lint`` counts findings only.)
+        """
+        return 1 if self.failed(strict) or (strict and self.unapplied_rules()) else 0
 
 
 @dataclass
 class CheckContext:
     """Everything a check may look at besides the requirement data.
 
-    Profiles may name extra check functions (``checks = ["module:function"]``
-    in their TOML); each is called with this context and returns findings.
+    Profiles may name extra check functions (``checks = ["kcheck.module:function"]``
+    in their TOML, from :data:`kcheck.profile.CALLABLES` only); each is called
+    with this context and returns findings.
     ``root`` prefixes every system path (``--root``). ``live`` is True when
     the configuration belongs to the machine kcheck runs on (host checks
-    apply); ``facts`` carries named facts such as ``aufs-provider`` that
-    requirements can be conditioned on (``when = "aufs-provider:sources"``).
+    apply); ``facts`` carries named facts such as ``aufs-provider``,
+    ``runtime`` or ``firewall`` that requirements can be conditioned on
+    (``when = "aufs-provider:sources"``, ``when = "firewall:nftables"``).
     ``host_checked`` is True when this run's host checks (:mod:`kcheck.host`)
     report the kernel's built/installed/booted state; other checks then leave
     those facts out instead of reporting them a second time.

@@ -6,17 +6,18 @@ user passes their own with ``--profile FILE``; both use this format::
     name = "btrfs"
     kind = "driver"                 # base | driver | custom
     summary = "one line for 'kcheck drivers'"
-    facts = ["module:function"]     # optional: named facts for `when`
-    checks = ["module:function"]    # optional: extra findings (tree, host, Portage)
+    facts = ["kcheck.module:function"]   # optional: named facts for `when` (see CALLABLES)
+    checks = ["kcheck.module:function"]  # optional: extra findings (tree, host, Portage)
     advice = [ { status = "warn", text = "..." } ]   # optional notes (warn or info)
 
     [[group]]
     name = "Storage driver"
     severity = "required"           # required | recommended | forbidden
+    source = "who says so"          # optional: the default source of its requirements
     requirements = [
       { symbol = "BTRFS_FS", reason = "why a user needs it" },
       { symbol = "OVERLAY_FS", aliases = ["OVERLAYFS_FS"], versions = ">=3.18", expect = "y-or-m",
-        when = "aufs-provider:sources|none", reason = "..." },
+        when = "aufs-provider:sources|none", reason = "...", source = "..." },
     ]
 
 ``expect`` is ``y``, ``m``, ``y-or-m`` (the default), ``not-set`` (the
@@ -24,10 +25,21 @@ default for ``forbidden``), or a literal value such as ``"0x10"``.
 ``versions`` is a PEP 440 specifier matched against the kernel's
 ``major.minor.patch``. Any one of ``symbol`` and its ``aliases`` satisfies a
 requirement (distributions backport renames, so names beat versions).
+``source`` names who asks for the requirement (moby's check-config.sh, the
+kernel's Kconfig, docker's documentation, ...), so a reader can check it.
+
+``facts`` and ``checks`` may only name the functions in :data:`CALLABLES`:
+a profile is data, and a user's profile must never make kcheck (often root)
+import or call anything else.
+
+Each container runtime has its own base profile and drivers (see
+:data:`RUNTIMES`): docker's live in ``profiles/`` itself, the others in
+``profiles/<runtime>/``, with the base profile named after the runtime.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -35,15 +47,30 @@ from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from kcheck.errors import ProfileError
+from kcheck import safeio
+from kcheck.errors import InputError, ProfileError
 from kcheck.model import Severity
 
 EXPECT_FORMS = ("y", "m", "y-or-m", "not-set")
 _SYMBOL = re.compile(r"[A-Za-z0-9_]+")
 _SHIPPED_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 _PROFILE_KEYS = {"name", "kind", "summary", "facts", "checks", "advice", "group"}
-_GROUP_KEYS = {"name", "severity", "requirements"}
-_REQ_KEYS = {"symbol", "expect", "versions", "aliases", "when", "reason"}
+_GROUP_KEYS = {"name", "severity", "source", "requirements"}
+_REQ_KEYS = {"symbol", "expect", "versions", "aliases", "when", "reason", "source"}
+#: The container runtimes kcheck knows, the default first.
+RUNTIMES = ("docker", "podman", "containerd")
+#: The only functions a profile's ``facts`` and ``checks`` may name: kcheck's own.
+CALLABLES = frozenset({
+    "kcheck.aufs:aufs_facts",
+    "kcheck.aufs:aufs_findings",
+    "kcheck.firewall:firewall_facts",
+    "kcheck.firewall:firewall_findings",
+    "kcheck.runtimes:podman_facts",
+    "kcheck.runtimes:podman_findings",
+    "kcheck.runtimes:containerd_findings",
+})
+#: A profile is a page of TOML; anything far larger is not one.
+PROFILE_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -63,6 +90,7 @@ class Requirement:
     aliases: tuple[str, ...] = ()
     when: tuple[tuple[str, frozenset[str]], ...] = ()
     line: int | None = None
+    source: str | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -96,35 +124,54 @@ class Profile:
 SHIPPED_DIR = Path(__file__).with_name("profiles")
 
 
-def shipped_names() -> list[str]:
-    """Names of the profiles kcheck ships, base first, then drivers alphabetically."""
-    names = sorted(p.stem for p in SHIPPED_DIR.glob("*.toml"))
-    return sorted(names, key=lambda n: n != "docker")
+def runtime_dir(runtime: str) -> Path:
+    """The directory of ``runtime``'s shipped profiles (docker's are the top level)."""
+    if runtime not in RUNTIMES:
+        raise ProfileError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+    return SHIPPED_DIR if runtime == "docker" else SHIPPED_DIR / runtime
 
 
-def driver_names() -> list[str]:
-    """Names of the shipped storage-driver profiles."""
-    return [n for n in shipped_names() if n != "docker"]
+def shipped_names(runtime: str = "docker") -> list[str]:
+    """Names of ``runtime``'s shipped profiles, its base first, then drivers alphabetically."""
+    names = sorted(p.stem for p in runtime_dir(runtime).glob("*.toml"))
+    return sorted(names, key=lambda n: n != runtime)
 
 
-def load_shipped(name: str) -> Profile:
-    """Load a shipped profile by name; an unknown name is a usage error."""
-    path = SHIPPED_DIR / f"{name}.toml"
+def driver_names(runtime: str = "docker") -> list[str]:
+    """Names of ``runtime``'s shipped storage-driver (or snapshotter) profiles."""
+    return [n for n in shipped_names(runtime) if n != runtime]
+
+
+@functools.lru_cache(maxsize=64)
+def load_shipped(name: str, runtime: str = "docker") -> Profile:
+    """Load one of ``runtime``'s shipped profiles by name; an unknown name is a usage error.
+
+    Profiles are immutable, so each is parsed once per process (the firewall
+    checks consult the base profile again for the other backends).
+    """
+    path = runtime_dir(runtime) / f"{name}.toml"
     if not _SHIPPED_NAME.fullmatch(name) or not path.is_file():
-        raise ProfileError(f"unknown driver {name!r}; choose one of: {', '.join(driver_names())} (see 'kcheck drivers')")
+        what = "driver" if runtime != "containerd" else "snapshotter"
+        raise ProfileError(f"unknown {what} {name!r} for {runtime}; choose one of: {', '.join(driver_names(runtime))} "
+                           f"(see 'kcheck drivers')")
     return parse(path.read_text(encoding="utf-8"), path)
 
 
+def load_base(runtime: str = "docker") -> Profile:
+    """The base profile of ``runtime`` (what it needs whatever the storage driver)."""
+    return load_shipped(runtime, runtime)
+
+
 def load_file(path: Path) -> Profile:
-    """Load a user's profile file."""
+    """Load a user's profile file (a regular file of at most :data:`PROFILE_LIMIT` bytes)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = safeio.read_text(path, what="profile", next_step="pass a .toml profile file", limit=PROFILE_LIMIT)
     except FileNotFoundError:
         raise ProfileError(f"profile {path} does not exist; check the --profile path") from None
-    except IsADirectoryError:
-        raise ProfileError(f"profile {path} is a directory; pass a .toml file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"profile {path} cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    except InputError as exc:
+        if path.is_dir():
+            raise ProfileError(f"profile {path} is a directory; pass a .toml file") from None
+        raise ProfileError(exc.message) from None
     return parse(text, path)
 
 
@@ -132,6 +179,8 @@ def parse(text: str, path: Path) -> Profile:
     """Parse and validate profile text; errors carry ``file:line``."""
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise ProfileError(f"{path}:1: nested too deeply to be a profile; a profile is a flat list of groups") from None
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None) or _line_from_message(str(exc))
         raise ProfileError(f"{path}:{line}: invalid TOML: {str(exc).split(' (at')[0]}") from None
@@ -148,8 +197,11 @@ def parse(text: str, path: Path) -> Profile:
     for group in groups:
         group_line = where.find("[[group]]")
         _unknown_keys(group, _GROUP_KEYS, where, "group", group_line)
+        if not isinstance(group, dict):
+            raise where.error(group_line, "group must be an array of tables ([[group]])")
         group_name = group.get("name", name)
         severity = _severity(group.get("severity", "required"), where, group_line)
+        group_source = _source(group.get("source"), where, group_line)
         entries = group.get("requirements", [])
         if not isinstance(entries, list):
             raise where.error(group_line, "requirements must be an array of inline tables")
@@ -157,8 +209,11 @@ def parse(text: str, path: Path) -> Profile:
             if not isinstance(entry, dict):
                 raise where.error(group_line, "each requirement must be a table like { symbol = \"X\", reason = \"...\" }")
             line = where.find(f'"{entry.get("symbol", "")}"') if entry.get("symbol") else group_line
-            requirements.append(_requirement(entry, severity, str(group_name), where, line))
-    advice = tuple(_advice(item, where) for item in data.get("advice", []))
+            requirements.append(_requirement(entry, severity, str(group_name), where, line, group_source))
+    advice_items = data.get("advice", [])
+    if not isinstance(advice_items, list):
+        raise where.error(where.find("advice"), "advice must be a list of { status = ..., text = ... } tables")
+    advice = tuple(_advice(item, where) for item in advice_items)
     return Profile(
         name=name,
         kind=str(data.get("kind", "custom")),
@@ -213,7 +268,8 @@ def _severity(value: object, where: _Locator, line: int) -> Severity:
     return severity
 
 
-def _requirement(entry: dict, severity: Severity, group: str, where: _Locator, line: int) -> Requirement:
+def _requirement(entry: dict, severity: Severity, group: str, where: _Locator, line: int,
+                 group_source: str | None = None) -> Requirement:
     _unknown_keys(entry, _REQ_KEYS, where, "requirement", line)
     symbol = _symbol(entry.get("symbol"), where, line)
     expect = entry.get("expect", "not-set" if severity is Severity.FORBIDDEN else "y-or-m")
@@ -241,7 +297,16 @@ def _requirement(entry: dict, severity: Severity, group: str, where: _Locator, l
         aliases=tuple(_symbol(a, where, line) for a in aliases),
         when=_when(entry.get("when"), where, line),
         line=line,
+        source=_source(entry.get("source"), where, line) or group_source,
     )
+
+
+def _source(value: object, where: _Locator, line: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise where.error(line, "source must be a short text naming who asks for it, such as \"moby contrib/check-config.sh\"")
+    return value
 
 
 def _symbol(value: object, where: _Locator, line: int) -> str:
@@ -270,7 +335,12 @@ def _advice(item: object, where: _Locator) -> Advice:
 
 
 def _callables(value: object, where: _Locator, key: str) -> tuple[str, ...]:
-    # Only kcheck's own functions: a profile is data and must never make kcheck import other code.
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.startswith("kcheck.") and ":" in v for v in value):
-        raise where.error(where.find(key), f"{key} must be a list of \"kcheck.module:function\" names")
+    # Only names from the registry: a profile is data and must never make kcheck import other code.
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise where.error(where.find(key), f"{key} must be a list of \"kcheck.module:function\" names of kcheck's own functions")
+    unknown = [v for v in value if v not in CALLABLES]
+    if unknown:
+        raise where.error(where.find(key), f"{key}: {unknown[0]!r} is not one of kcheck's own functions; "
+                                           f"{key} must be a list of \"kcheck.module:function\" names from: "
+                                           f"{', '.join(sorted(CALLABLES))}")
     return tuple(value)

@@ -15,10 +15,13 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from kcheck import readsafe
 from kcheck.errors import KcheckError
 from kcheck.model import KernelVersion
 
 _RELEASE = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+#: A whole release as a user types it: 6.1, 6.1.55, 6.1.0-13-amd64, 6.12.9-gentoo, 6.1-rc3.
+_WHOLE_RELEASE = re.compile(r"\d{1,4}\.\d{1,4}(?:\.\d{1,6})?(?:[-+_~][A-Za-z0-9._+~-]*)?")
 _MAKEFILE_VAR = re.compile(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)[ \t]*=[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 
 
@@ -39,8 +42,8 @@ def parse_release(release: str, source: str) -> KernelVersion | None:
 def makefile_fields(tree: Path) -> dict[str, str] | None:
     """VERSION, PATCHLEVEL, SUBLEVEL and EXTRAVERSION from the tree's top Makefile, or None."""
     try:
-        head = (tree / "Makefile").read_text(errors="replace")[:4096]
-    except OSError:
+        head = readsafe.read_head(tree / "Makefile", 4096, what="kernel Makefile").decode("utf-8", "replace")
+    except (OSError, KcheckError):
         return None
     fields = dict(_MAKEFILE_VAR.findall(head))
     return fields if fields.get("VERSION", "").isdigit() else None
@@ -67,8 +70,8 @@ def from_makefile(tree: Path) -> KernelVersion | None:
 def from_kernel_release(build_dir: Path) -> KernelVersion | None:
     """The release the last build of the tree produced, or None."""
     try:
-        text = (build_dir / "include" / "config" / "kernel.release").read_text(errors="replace")
-    except OSError:
+        text = readsafe.read_text(build_dir / "include" / "config" / "kernel.release", 4096, what="kernel.release")
+    except (OSError, KcheckError):
         return None
     return parse_release(text, "include/config/kernel.release")
 
@@ -88,7 +91,8 @@ def detect(
     local version suffix.
     """
     if override is not None:
-        version = parse_release(override, "--kernel-version")
+        # A version the user typed must be one whole release: '6.1garbage' or a second line is a typo.
+        version = parse_release(override, "--kernel-version") if _WHOLE_RELEASE.fullmatch(override) else None
         if version is None:
             raise KcheckError(f"--kernel-version {override!r} is not a kernel version; use a form like 6.1 or 6.1.55")
         return version

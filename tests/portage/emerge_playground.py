@@ -35,9 +35,7 @@ import time
 from pathlib import Path
 
 # Run as a script: its own directory is on sys.path, so the unit tests' root builder is too.
-from gentoo_root import RELEASE, Situation, pristine, standalone_patch
-
-from kcheck.portage.aufs_state import AUFS_EXPORTS
+from gentoo_root import RELEASE, TOUCHED, Situation, pristine, standalone_patch
 
 DAY = 86400
 
@@ -68,7 +66,7 @@ src_install() {
 def sources_ebuild() -> str:
     """A kernel-sources ebuild that installs the unpatched versions of the files aufs3 patches."""
     lines = ['S="${WORKDIR}"', "", "src_install() {"]
-    for rel in sorted(set(AUFS_EXPORTS.values())):
+    for rel in TOUCHED:
         folder, _, name = rel.rpartition("/")
         content = " ".join(f"'{line}'" for line in pristine(rel).splitlines())
         lines += [

@@ -19,14 +19,19 @@ from pathlib import Path
 
 from kernel_files import bzimage, elf_with_modinfo
 
+from kcheck.aufs_patchset import branches
 from kcheck.model import CheckContext, SymbolState
-from kcheck.portage.aufs_state import AUFS_EXPORTS
 from kcheck.portage.facts import portage_facts
 
 #: A fixed epoch for the tests' clocks (2026-01-01); steps are hours apart.
 T0 = 1_767_225_600
 HOUR = 3600
 RELEASE = "6.1.67-gentoo"
+#: The real aufs6.1 patch data kcheck ships: the exports (symbol -> file) and the mmap hunks.
+BRANCH = next(b for b in branches() if b.name == "aufs6.1")
+AUFS_EXPORTS: dict[str, str] = BRANCH.patches["standalone"].exports
+MMAP_HUNKS = BRANCH.patches["mmap"].hunks
+TOUCHED = sorted(set(AUFS_EXPORTS.values()) | {h.file for h in MMAP_HUNKS})
 
 
 class FakeConfig:
@@ -51,15 +56,19 @@ def pristine(rel: str) -> str:
 
 
 def standalone_patch() -> str:
-    """A unified diff shaped like aufs3's combined standalone patch, for ``patch -p1``."""
+    """A unified diff shaped like aufs3's combined patch (mmap + standalone), for ``patch -p1``.
+
+    It adds to each file what :meth:`Situation.patch` adds, from the real patch data.
+    """
     parts = [
         "--- /dev/null\n+++ b/mm/prfile.c\n@@ -0,0 +1,1 @@\n+/* aufs standalone: mm/prfile.c */\n",
     ]
-    for rel in sorted(set(AUFS_EXPORTS.values())):
-        symbols = [s for s, f in AUFS_EXPORTS.items() if f == rel]
+    for rel in TOUCHED:
+        lines = [line for h in MMAP_HUNKS if h.file == rel for line in h.lines]
+        lines += [f"EXPORT_SYMBOL_GPL({s});" for s, f in AUFS_EXPORTS.items() if f == rel]
         context = "".join(" " + line + "\n" for line in pristine(rel).splitlines())
-        added = "".join(f"+EXPORT_SYMBOL_GPL({s});\n" for s in symbols)
-        parts.append(f"--- a/{rel}\n+++ b/{rel}\n@@ -1,2 +1,{2 + len(symbols)} @@\n{context}{added}")
+        added = "".join(f"+{line}\n" for line in lines)
+        parts.append(f"--- a/{rel}\n+++ b/{rel}\n@@ -1,2 +1,{2 + len(lines)} @@\n{context}{added}")
     return "".join(parts)
 
 
@@ -98,24 +107,31 @@ class Situation:
             f"VERSION = {version}\nPATCHLEVEL = {patchlevel}\nSUBLEVEL = {sublevel}\nEXTRAVERSION = {'-' + extra if extra else ''}\n",
         )
         _touch(real / ".config", when, config)
-        for rel in set(AUFS_EXPORTS.values()):
+        for rel in TOUCHED:
             _touch(real / rel, when, pristine(rel))
-        _touch(real / "mm" / "filemap.c", when, "/* mm */\n")
         self.tree.parent.mkdir(parents=True, exist_ok=True)
         if not self.tree.is_symlink():
             self.tree.symlink_to(real.name)
         return real
 
-    def patch(self, when: float) -> None:
-        """Apply the aufs standalone patch the way sys-fs/aufs3's pkg_setup does."""
+    def patch(self, when: float, *, skip_exports: tuple[str, ...] = (), skip_mmap: tuple[str, ...] = ()) -> None:
+        """Apply the mmap and standalone patches the way sys-fs/aufs3's pkg_setup does: what each hunk adds.
+
+        ``skip_exports`` / ``skip_mmap`` (``file:line``) leave parts out, as rejected hunks do.
+        """
         _touch(self.tree / "mm" / "prfile.c", when, "/* aufs standalone: mm/prfile.c */\n")
+        for hunk in MMAP_HUNKS:
+            if hunk.describe() not in skip_mmap:
+                path = self.tree / hunk.file
+                _touch(path, when, path.read_text() + "".join(line + "\n" for line in hunk.lines))
         for symbol, rel in AUFS_EXPORTS.items():
-            path = self.tree / rel
-            _touch(path, when, path.read_text() + f"EXPORT_SYMBOL_GPL({symbol});\n")
+            if symbol not in skip_exports:
+                path = self.tree / rel
+                _touch(path, when, path.read_text() + f"EXPORT_SYMBOL_GPL({symbol});\n")
 
     def unpatch(self, when: float) -> None:
         """Re-merged kernel sources: their pristine files are back; mm/prfile.c, owned by no package, stays."""
-        for rel in set(AUFS_EXPORTS.values()):
+        for rel in TOUCHED:
             _touch(self.tree / rel, when, pristine(rel))
 
     def add_aufs_sources_tree(self, when: float) -> None:
@@ -147,12 +163,16 @@ class Situation:
         return target
 
     def install_module(self, when: float) -> Path:
-        """What sys-fs/aufs3 (re)built for the tree's release: aufs.ko under /lib/modules, its vermagic naming the release."""
-        module = elf_with_modinfo(["license=GPL", f"vermagic={self.release} SMP preempt mod_unload modversions "])
+        """What sys-fs/aufs3 (re)built for the tree's release: aufs.ko under /lib/modules, its vermagic naming the
+        release, needing the standalone exports (and printk) from the kernel."""
+        module = elf_with_modinfo(["license=GPL", f"vermagic={self.release} SMP preempt mod_unload modversions "],
+                                  undefined=["printk", *sorted(AUFS_EXPORTS)])
+        portage_facts.cache_clear()  # a new aufs.ko may have a new owner
         return _touch(self.root / "lib" / "modules" / self.release / "misc" / "aufs.ko", when, module)
 
-    def merge(self, cpv: str, counter: int, build_time: float, use: str = "", iuse: str = "") -> None:
-        """An installed-package record in Portage's per-field vdb format."""
+    def merge(self, cpv: str, counter: int, build_time: float, use: str = "", iuse: str = "",
+              files: tuple[str, ...] = ()) -> None:
+        """An installed-package record in Portage's per-field vdb format; ``files`` are its CONTENTS (``obj`` lines)."""
         category, pf = cpv.split("/")
         pkg = self.root / "var" / "db" / "pkg" / category / pf
         pkg.mkdir(parents=True, exist_ok=True)
@@ -165,10 +185,12 @@ class Situation:
             "SLOT": "0",
             "KEYWORDS": "amd64",
             "repository": "gentoo",
-            "CONTENTS": "",
         }
         for name, value in fields.items():
             (pkg / name).write_text(value + "\n")
+        dirs = sorted({str(p) for f in files for p in Path(f).parents if str(p) != "/"})
+        (pkg / "CONTENTS").write_text("".join(f"dir {d}\n" for d in dirs)
+                                      + "".join(f"obj {f} d41d8cd98f00b204e9800998ecf8427e {int(build_time)}\n" for f in files))
         (pkg / f"{pf}.ebuild").write_text("EAPI=8\n")
         portage_facts.cache_clear()
 

@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 from gentoo_root import HOUR, T0
-from kernel_files import bzimage
+from kernel_files import bzimage, elf_with_modinfo
 
 from kcheck.aufs import aufs_facts, aufs_findings
 from kcheck.host.kernel import booted, bzimage_version, installed_image, parse_proc_version, split_version
@@ -90,10 +90,14 @@ def test_patched_and_not_rebuilt(situation):
     rebuild = by_check(findings)["aufs-rebuild"]
     assert rebuild.status is Status.FAIL
     assert "mm/prfile.o is missing" in rebuild.reason
-    assert "Module.symvers lacks d_walk" in rebuild.reason
+    assert "Module.symvers lacks 25 of the patch's exports (__mnt_drop_write, alloc_empty_file, d_exchange, d_walk, ...)" in rebuild.reason
     assert "older than the patched files" in rebuild.reason
-    assert rebuild.detail == f"{AUFS3} was merged after the last kernel build"
-    assert "make modules_install && make install" in rebuild.fix and "@module-rebuild" in rebuild.fix
+    assert rebuild.detail.startswith(f"{AUFS3} was merged after the last kernel build; ")
+    # A test root is not this machine's: every command targets it (--root), never the host's /boot.
+    root = situation.root
+    assert f"make INSTALL_MOD_PATH={root} modules_install && make INSTALL_PATH={root}/boot install" in rebuild.fix
+    assert f"emerge --root={root} --oneshot @module-rebuild" in rebuild.fix
+    assert "inside the chroot" in rebuild.detail
     summary = reboot(findings)
     assert summary.status is Status.FAIL
     assert summary.reason == "not safe to reboot yet; left to do: rebuild the kernel"
@@ -121,7 +125,7 @@ def test_rebuilt_but_not_installed(situation):
     install = by_check(findings)["aufs-install"]
     assert install.status is Status.FAIL
     assert "#3" in install.reason and "not installed" in install.reason
-    assert install.fix.endswith("make modules_install && make install")
+    assert install.fix.endswith(f"make INSTALL_PATH={situation.root}/boot install")
     assert reboot(findings).status is Status.FAIL
 
 
@@ -130,7 +134,8 @@ def test_module_older_than_kernel(situation):
     situation.build(T0 + 4 * HOUR, number=3)
     situation.install_kernel(T0 + 4 * HOUR)
     module = by_check(aufs_findings(situation.context()))["aufs-module"]
-    assert module.status is Status.FAIL and module.fix == "emerge --oneshot @module-rebuild"
+    assert module.status is Status.FAIL
+    assert module.fix == f"KERNEL_DIR={situation.tree} emerge --root={situation.root} --oneshot @module-rebuild"
 
 
 def test_sources_remerged_after_aufs3(situation):
@@ -144,8 +149,10 @@ def test_sources_remerged_after_aufs3(situation):
     assert patch.status is Status.FAIL
     assert f"{SOURCES} was merged after {AUFS3}" in patch.reason
     # The orphaned mm/prfile.c alone does not count as a patch.
-    assert "mm/prfile.c is there but none of the exports it needs (d_walk," in patch.reason
-    assert patch.fix.startswith("emerge --oneshot sys-fs/aufs3 && ")
+    assert "mm/prfile.c is there but none of the 25 exports of the standalone patch" in patch.reason
+    assert patch.fix.startswith(f"KERNEL_DIR={situation.tree} emerge --root={situation.root} --oneshot sys-fs/aufs3 && ")
+    # The kernel built before the re-merge keeps its patch: the danger is the next build, not the reboot.
+    assert reboot(aufs_findings(ctx)).reason.startswith(f"do not build a kernel from {situation.tree} yet")
 
 
 def test_aufs3_installed_but_tree_never_patched(situation):
@@ -163,7 +170,22 @@ def test_aufs_sources_with_aufs_fs(situation):
     assert aufs_facts(ctx) == {"aufs-provider": "sources"}
     findings = aufs_findings(ctx)
     assert "aufs-sources" in by_check(findings)["aufs-provider"].reason
+    # Configured but never built: never "safe to reboot".
+    rebuild = by_check(findings)["aufs-rebuild"]
+    assert rebuild.status is Status.FAIL and "not built that way yet: no kernel image was built" in rebuild.reason
+    assert reboot(findings).status is Status.FAIL
+    situation.build(T0 + HOUR)
+    situation.install_kernel(T0 + HOUR)
+    assert by_check(aufs_findings(ctx))["aufs-module"].status is Status.FAIL  # AUFS_FS=m: aufs.ko not installed
+    ko = situation.root / "lib/modules" / situation.release / "kernel/fs/aufs/aufs.ko"
+    ko.parent.mkdir(parents=True)
+    ko.write_bytes(elf_with_modinfo([f"vermagic={situation.release} SMP"], undefined=["printk"]))
+    findings = aufs_findings(ctx)
+    assert by_check(findings)["aufs-module"].status is Status.OK
     assert reboot(findings).status is Status.OK
+    # The configuration changed after the build: the build no longer holds it.
+    os.utime(situation.tree / ".config", (T0 + 2 * HOUR, T0 + 2 * HOUR))
+    assert by_check(aufs_findings(ctx))["aufs-rebuild"].reason.endswith("arch/x86/boot/bzImage is older than .config")
 
 
 def test_aufs_sources_without_aufs_fs(situation):
@@ -179,8 +201,8 @@ def test_aufs_sources_without_aufs_fs(situation):
 def test_module_package_with_aufs_fs_set(situation):
     standalone_ready(situation)
     findings = aufs_findings(situation.context({"AUFS_FS": "y"}))
-    provider = by_check(findings)["aufs-provider"]
-    assert provider.status is Status.FAIL and provider.symbol == "AUFS_FS" and provider.actual == "y"
+    # The tree decides (standalone); the stale line is what must change, and the profile's requirement says so.
+    assert aufs_facts(situation.context({"AUFS_FS": "y"})) == {"aufs-provider": "standalone"}
     assert "unset CONFIG_AUFS_FS (sys-fs/aufs3 builds aufs outside the tree)" in reboot(findings).reason
 
 
@@ -242,7 +264,8 @@ def test_without_portage_says_so_once(situation, tmp_path):
             print(f.check, f.status.value, f.reason)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    assert out.count("Portage is not installed here") == 1
+    assert out.count("the portage module cannot be imported here") == 1
+    assert "installed packages unknown" in out and "no aufs package installed" not in out
     assert "aufs-rebuild ok" in out and "aufs-install fail" in out
 
 

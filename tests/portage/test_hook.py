@@ -58,7 +58,9 @@ def test_sources_remerge_that_drops_the_patch(situation):
     messages = run_phase(situation, "post_pkg_postinst", "sys-kernel/gentoo-sources")
     assert ("info", f"this merge removed the aufs patch from {situation.tree.resolve()}") in messages
     assert any("was merged after sys-fs/aufs3" in text for _, text in messages)
-    assert any(m[1].startswith("  fix: emerge --oneshot sys-fs/aufs3 && cd ") for m in messages)
+    root = situation.root
+    assert any(m[1].startswith(f"  fix: KERNEL_DIR={situation.tree} emerge --root={root} --oneshot sys-fs/aufs3 && cd ")
+               for m in messages)
 
 
 def test_sources_without_aufs_say_nothing(situation):
@@ -205,7 +207,7 @@ post_pkg_postinst
 """
 
 
-def run_snippet(tmp_path, category, pn, merge_type="source", with_kcheck=True):
+def run_snippet(tmp_path, category, pn, merge_type="source", with_kcheck=True, extra_env=None):
     """Source the snippet in bash as Portage would and call both hooks."""
     bindir = tmp_path / "bin"
     bindir.mkdir(exist_ok=True)
@@ -225,6 +227,7 @@ def run_snippet(tmp_path, category, pn, merge_type="source", with_kcheck=True):
         "PN": pn,
         "MERGE_TYPE": merge_type,
         "EROOT": "/",
+        **(extra_env or {}),
     }
     bash = shutil.which("bash")
     out = subprocess.run([bash, "-c", BASH_HARNESS], env=env, capture_output=True, text=True)
@@ -248,6 +251,38 @@ def test_snippet_runs_kcheck_for_aufs3_and_feeds_ewarn(tmp_path):
     )
     assert calls[1].startswith("portage-hook run --phase post_pkg_postinst ")
     assert out.splitlines() == ["EWARN: kcheck: patched, rebuild", "EERROR: kcheck: do not reboot"] * 2
+
+
+def test_snippet_knows_overlay_and_listed_aufs_packages(tmp_path):
+    """Gentoo's aufs4 stops at 4.16: 6.x users take sys-fs/aufs6 (or any name) from overlays."""
+    _, calls = run_snippet(tmp_path, "sys-fs", "aufs6")
+    assert [c.split()[3] for c in calls] == ["pre_pkg_setup", "post_pkg_postinst"]
+    (tmp_path / "b").mkdir()
+    assert run_snippet(tmp_path / "b", "sys-fs", "aufs6", merge_type="binary") == ("", [])
+    (tmp_path / "u").mkdir()
+    assert run_snippet(tmp_path / "u", "sys-fs", "aufs-util") == ("", [])
+    (tmp_path / "o").mkdir()
+    assert run_snippet(tmp_path / "o", "sys-fs", "unionfs-kmod") == ("", [])
+    (tmp_path / "l").mkdir()
+    _, calls = run_snippet(tmp_path / "l", "sys-fs", "unionfs-kmod", extra_env={"KCHECK_AUFS_PACKAGES": "x/y sys-fs/unionfs-kmod"})
+    assert len(calls) == 2 and "--pn unionfs-kmod" in calls[0]
+
+
+def test_overlay_aufs6_merge_that_patches_the_tree(situation, monkeypatch):
+    """The Python side recognises an overlay's package by name, and one listed by the user."""
+    situation.make_tree(T0)
+    situation.build(T0 + HOUR)
+    assert run_phase(situation, "pre_pkg_setup", "sys-fs/aufs6") == []
+    situation.patch(T0 + 2 * HOUR)
+    situation.merge("sys-fs/aufs6-6.1_p20240701", 10, T0 + 2 * HOUR,
+                    files=(f"/lib/modules/{situation.release}/extra/aufs.ko",))
+    messages = run_phase(situation, "post_pkg_postinst", "sys-fs/aufs6")
+    assert messages[0][1].startswith("this merge patched")
+    assert run_phase(situation, "pre_pkg_setup", "sys-fs/unionfs-kmod") == []
+    assert not list((situation.root / "var/lib/kcheck").glob("snapshot-sys-fs_unionfs*"))
+    monkeypatch.setenv("KCHECK_AUFS_PACKAGES", "sys-fs/unionfs-kmod")
+    run_phase(situation, "pre_pkg_setup", "sys-fs/unionfs-kmod")
+    assert (situation.root / "var/lib/kcheck/snapshot-sys-fs_unionfs-kmod.json").is_file()
 
 
 def test_snippet_checks_docker_after_the_merge_only(tmp_path):

@@ -42,6 +42,25 @@ python_install_all() {
 	# enables it by itself (see pkg_postinst).
 	insinto /usr/share/kcheck
 	doins src/kcheck/data/portage-hook.bash
+
+	# Shell completion: click's own scripts for kcheck, shipped in the
+	# package (tests/test_completion.py keeps them equal to what the CLI
+	# generates), in each shell's system-wide completion directory.
+	insinto /usr/share/bash-completion/completions
+	newins src/kcheck/data/kcheck.bash kcheck
+	insinto /usr/share/zsh/site-functions
+	newins src/kcheck/data/kcheck.zsh _kcheck
+	insinto /usr/share/fish/vendor_completions.d
+	newins src/kcheck/data/kcheck.fish kcheck.fish
+
+	# The kernel installer's plugins: sys-kernel/installkernel runs preinst.d,
+	# systemd's kernel-install runs install.d. Each checks the kernel being
+	# installed for docker's storage driver and never stops the install unless
+	# KCHECK_INSTALLKERNEL_STRICT=1 or /etc/kcheck/installkernel.conf asks it to.
+	exeinto /usr/lib/kernel/preinst.d
+	newexe src/kcheck/data/kcheck-preinst.install 35-kcheck.install
+	exeinto /usr/lib/kernel/install.d
+	newexe src/kcheck/data/kcheck-kernel-install.install 35-kcheck.install
 }
 
 # The snippet users are told to source; pkg_postrm looks for it too.

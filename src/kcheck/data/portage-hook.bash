@@ -12,12 +12,16 @@
 
 kcheck_portage_hook() {
 	local phase=$1
-	case ${CATEGORY:-}/${PN:-} in
-		sys-fs/aufs3|sys-fs/aufs4)
-			# A binary package was patched and built elsewhere; this tree is untouched.
+	local cp=${CATEGORY:-}/${PN:-}
+	# More aufs module packages (names without "aufs", say): KCHECK_AUFS_PACKAGES="cat/pn ..." in make.conf.
+	[[ " ${KCHECK_AUFS_PACKAGES:-} " == *" ${cp} "* ]] && cp=listed/aufs
+	case ${cp} in
+		sys-kernel/*-sources) ;;
+		*/aufs-util|*/aufs-util-*) return 0 ;;
+		*/*aufs*)
+			# sys-fs/aufs3, aufs4, an overlay's aufs6...: a binary package was patched and built elsewhere.
 			[[ ${MERGE_TYPE:-} == binary ]] && return 0
 			;;
-		sys-kernel/*-sources) ;;
 		app-containers/docker|app-emulation/docker)
 			# Only the installed daemon's storage driver is checked; nothing to record before.
 			[[ ${phase} == pre_pkg_setup ]] && return 0

@@ -8,26 +8,31 @@ writes, each output through :func:`kcheck.safewrite.write_atomic`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from kcheck import dotconfig, safewrite, version
-from kcheck.check import select_profiles
+from kcheck import dotconfig, engine, readsafe, safewrite, version
+from kcheck.check import initial_facts, select_profiles
 from kcheck.errors import EXIT_FAIL, InputError
 from kcheck.fix import render
 from kcheck.fix.plan import FixPlan, make_plan
 from kcheck.locate import locate, running_release, under_root
-from kcheck.model import CheckContext
+from kcheck.model import CheckContext, Finding, Status
+from kcheck.completion import complete_driver
+from kcheck.progress import quiet_option
+from kcheck.options import firewall_option, runtime_option
 
 path_option = click.Path(path_type=Path)
 
 FIX_EPILOG = """\b
 Exit status:
   0  the plan was made (and written, when asked), or nothing needed changing
-  1  the requirements cannot hold in this tree: nothing was written
+  1  the requirements cannot hold in this tree, or the configuration
+     changed while kcheck ran (another fix, an editor): nothing was written
   2  usage or input error
 """
 
@@ -40,6 +45,8 @@ class Outputs:
     backup: bool = True
     fragment: Path | None = None
     dist_kernel: Path | None = None
+    #: The configuration's bytes when the plan was made: ``config`` is then written only if unchanged.
+    expected: bytes | None = None
 
 
 def dist_kernel_fragment(root: Path, driver: str) -> Path:
@@ -69,13 +76,40 @@ def next_steps(tree: Path | None, root: Path, releases: Sequence[str]) -> list[s
     return steps
 
 
+def left_outside_config(plan: FixPlan, profiles, ctx: CheckContext) -> list[str]:
+    """What the check will still fail on once the plan is applied: the steps no configuration change makes
+    (a driver's own checks, such as building an aufs kernel), so that fix and check tell the same story.
+
+    ``ctx`` describes the tree; its source is replaced by the planned configuration.
+    """
+    if not plan.ok or not any(p.checks for p in profiles):
+        return []
+    planned = CheckContext(root=ctx.root, source=dotconfig.parse(plan.config_text, ctx.source.path), tree=ctx.tree,
+                           build_dir=ctx.build_dir, kernel_version=ctx.kernel_version)
+    left: list[Finding] = []
+    for profile in profiles:
+        for name in profile.facts:
+            planned.facts.update(engine.resolve(name)(planned))
+        for name in profile.checks:
+            left += [f for f in engine.resolve(name)(planned) if f.status is Status.FAIL and f.expected is None]
+    closing = [f for f in left if f.check.endswith("-reboot")] or left
+    if not closing:
+        return []
+    return ["Left outside the configuration (kcheck --driver says the same):"] + [
+        f"  - {f.reason}" + (f"\n    fix: {f.fix}" if f.fix else "") for f in closing
+    ]
+
+
 def write_outputs(plan: FixPlan, outputs: Outputs, profiles: list[str]) -> list[str]:
     """Write every requested output of a verified plan; return one line per file written."""
     assert plan.ok and plan.config_text is not None
     done = []
     if outputs.config is not None:
-        saved = safewrite.write_atomic(outputs.config, plan.config_text, backup=outputs.backup)
-        done.append(f"wrote {outputs.config}" + (f" (previous version kept as {saved})" if saved else ""))
+        real = safewrite.check_target(outputs.config)
+        saved = safewrite.write_atomic(outputs.config, plan.config_text, backup=outputs.backup, expected=outputs.expected)
+        through = f" through the symlink {outputs.config}" if real != Path(os.path.abspath(outputs.config)) else ""
+        done.append(f"wrote {real if through else outputs.config}{through}"
+                    + (f" (previous version kept as {saved})" if saved else ""))
     for target in (outputs.fragment, outputs.dist_kernel):
         if target is not None:
             if not target.parent.is_dir():
@@ -89,30 +123,39 @@ def write_outputs(plan: FixPlan, outputs: Outputs, profiles: list[str]) -> list[
 
 
 def plan_for_tree(tree, config: Path, profiles, *, root: Path = Path("/"), build_dir: Path | None = None,
-                  kernel_version: str | None = None, include_recommended: bool = False):
+                  kernel_version: str | None = None, include_recommended: bool = False,
+                  facts: dict[str, str] | None = None):
     """Plan the fix of ``config`` on a loaded :class:`~kcheck.kconfig.KconfigTree`; return (plan, version).
 
     The same steps the command takes, for callers that hold a parsed tree
     (the tests and ``bench/fix_bench.py`` reuse one tree for many configs).
+    ``facts`` are the user's choices (``runtime``, ``firewall``; see
+    :func:`kcheck.check.initial_facts`).
     """
     plain = dotconfig.load(config)
     kver = version.detect(override=kernel_version, tree=tree.srctree, build_dir=build_dir,
                           header_version=plain.header_version)
     source = tree.read(config)
-    ctx = CheckContext(root=root, source=source, tree=tree.srctree, build_dir=build_dir, kernel_version=kver)
+    ctx = CheckContext(root=root, source=source, tree=tree.srctree, build_dir=build_dir, kernel_version=kver,
+                       facts=dict(facts or {}))
     plan = make_plan(tree.kconf, profiles, ctx, include_recommended=include_recommended, read=tree.read)
     return plan, kver
 
 
 @click.command(epilog=FIX_EPILOG)
-@click.option("--driver", "-d", required=True, metavar="DRIVER", help="Storage driver to fix the configuration for.")
+@quiet_option
+@click.option("--driver", "-d", required=True, metavar="DRIVER", help="Storage driver to fix the configuration for.",
+              shell_complete=complete_driver)
+@runtime_option("docker")
+@firewall_option("iptables-legacy, as check-config.sh checks")
 @click.option("--profile", "profile_files", multiple=True, type=path_option, metavar="FILE",
               help="Also make your own requirement profile (TOML) hold; repeatable.")
 @click.option("--kernel-dir", "-k", type=path_option, metavar="DIR",
               help="Kernel source tree [default: $KERNEL_DIR or /usr/src/linux].")
 @click.option("--config", "-c", type=path_option, help="Configuration to start from [default: the tree's .config].")
 @click.option("--write", is_flag=True, help="Apply the plan to the configuration file in place.")
-@click.option("--output", "-o", type=path_option, metavar="PATH", help="Write the fixed configuration to PATH instead.")
+@click.option("--output", "-o", type=path_option, metavar="PATH",
+              help="Write the fixed configuration to PATH instead ('-': standard output).")
 @click.option("--no-backup", is_flag=True, help="Do not keep the previous file as <name>.old.")
 @click.option("--fragment", type=path_option, metavar="PATH", help="Write a merge_config.sh fragment to PATH.")
 @click.option("--dist-kernel", is_flag=True,
@@ -121,9 +164,9 @@ def plan_for_tree(tree, config: Path, profiles, *, root: Path = Path("/"), build
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "scripts-config"]), default="text", show_default=True)
 @click.option("--include-recommended", is_flag=True, help="Make the recommended items hold too, not only the required ones.")
 @click.option("--kernel-version", metavar="VERSION", help="Override the kernel version the rules use.")
-@click.option("--no-shell", is_flag=True, help="Never run the tree's $(shell,...) Kconfig macros.")
+@click.option("--no-shell", is_flag=True, help="Run nothing: no $(shell,...) Kconfig macro of the tree, no $CC --version.")
 @click.option("--verbose", "-v", is_flag=True, help="Also list the values Kconfig changes by itself.")
-def fix(driver, profile_files, kernel_dir, config, write, output, no_backup, fragment, dist_kernel, root, fmt,
+def fix(driver, runtime, firewall, profile_files, kernel_dir, config, write, output, no_backup, fragment, dist_kernel, root, fmt,
         include_recommended, kernel_version, no_shell, verbose) -> None:
     """Plan (and with --write apply) the fewest changes that make DRIVER's requirements hold.
 
@@ -134,14 +177,18 @@ def fix(driver, profile_files, kernel_dir, config, write, output, no_backup, fra
     """
     if write and output:
         raise click.UsageError("--write and --output both name where to write: choose one")
-    profiles = select_profiles(driver, profile_files)
+    runtime = runtime or "docker"
+    profiles = select_profiles(driver, profile_files, runtime=runtime)
+    facts = initial_facts(runtime, firewall)
     names = [p.name for p in profiles]
     location = locate(config=config, kernel_dir=kernel_dir, root=root)
     if location.tree is None:
         raise InputError(f"kcheck fix needs the kernel sources to follow Kconfig's dependencies for {location.config}; pass --kernel-dir DIR")
-    target = output if output is not None else (location.config if write else None)
+    to_stdout = output == Path("-")
+    target = output if output is not None and not to_stdout else (location.config if write else None)
     if target is not None and target.suffix == ".gz":
         raise InputError(f"{target} is compressed and not a kernel tree's .config; pass --output PATH for the fixed file")
+    expected = _check_targets(location.config, target, fragment, dist_kernel_fragment(root, driver) if dist_kernel else None)
     from kcheck.kconfig import KconfigTree  # the slow part: only once the inputs are known to be usable
 
     plain = dotconfig.load(location.config)
@@ -149,31 +196,41 @@ def fix(driver, profile_files, kernel_dir, config, write, output, no_backup, fra
     if tree.shell_refused:
         click.echo(f"kcheck: note: {tree.shell_refused}", err=True)
     plan, kver = plan_for_tree(tree, location.config, profiles, root=root, build_dir=location.build_dir,
-                               kernel_version=kernel_version, include_recommended=include_recommended)
+                               kernel_version=kernel_version, include_recommended=include_recommended, facts=facts)
 
+    if firewall is None and any(c.symbol == "PREEMPT_RT" for c in plan.changes):
+        # The default backend (iptables-legacy) is what costs real time here; the user may not need it.
+        click.echo("kcheck: note: only the default firewall backend, iptables-legacy, needs PREEMPT_RT off; "
+                   "--firewall nftables or --firewall iptables-nft keeps this kernel real-time", err=True)
     shown = str(location.config)
     if fmt == "json":
-        click.echo(render.as_json(plan, config=shown, profiles=names))
+        click.echo(render.as_json(plan, config=shown, profiles=names), err=to_stdout)
     elif fmt == "scripts-config":
-        click.echo(render.scripts_config(plan, config=shown))
+        click.echo(render.scripts_config(plan, config=shown), err=to_stdout)
     else:
-        click.echo(render.text(plan, config=shown, profiles=names, verbose=verbose))
+        click.echo(render.text(plan, config=shown, profiles=names, verbose=verbose), err=to_stdout)
+        ctx = CheckContext(root=root, source=plain, tree=location.tree, build_dir=location.build_dir, kernel_version=kver)
+        for line in left_outside_config(plan, profiles, ctx):
+            click.echo(line, err=to_stdout)
     if not plan.ok:
         raise click.exceptions.Exit(EXIT_FAIL)
+    if to_stdout:
+        click.echo(plan.config_text, nl=False)  # the configuration alone on stdout; the plan went to stderr
 
     # Nothing to change: leave the user's file exactly as it is, even if Kconfig would reformat it.
     outputs = Outputs(
-        config=target if plan.changes or output is not None else None,
+        config=target if plan.changes or (output is not None and not to_stdout) else None,
         backup=not no_backup,
+        expected=expected if target is not None and expected is not None and _same(target, location.config) else None,
         fragment=fragment,
         dist_kernel=dist_kernel_fragment(root, driver) if dist_kernel else None,
     )
     if not any((outputs.config, outputs.fragment, outputs.dist_kernel)):
-        if fmt == "text" and plan.changes:
+        if fmt == "text" and plan.changes and not to_stdout:
             click.echo("Dry run: nothing written. Apply with --write (or --output PATH, --fragment PATH, --dist-kernel).")
         return
     done = write_outputs(plan, outputs, names)
-    echo = lambda line: click.echo(line, err=fmt != "text")  # noqa: E731 - keep JSON/commands on stdout clean
+    echo = lambda line: click.echo(line, err=fmt != "text" or to_stdout)  # noqa: E731 - keep JSON/commands on stdout clean
     for line in done:
         echo(line)
     if outputs.dist_kernel is not None:
@@ -183,3 +240,32 @@ def fix(driver, profile_files, kernel_dir, config, write, output, no_backup, fra
         echo("Next steps:")
         for step in next_steps(location.tree, root, releases):
             echo(f"  - {step}")
+
+
+def _same(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` name one file (symlinks followed)."""
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_targets(config: Path, target: Path | None, fragment: Path | None, dist_kernel: Path | None) -> bytes | None:
+    """Refuse unusable or clashing outputs before the slow part; return the configuration's bytes as read now.
+
+    Every output must be a regular file or a new name (never a device or a
+    FIFO); a fragment may not land on the configuration it is made from, or
+    on the configuration being written.
+    """
+    outputs = [(name, path) for name, path in (("--write/--output", target), ("--fragment", fragment),
+                                               ("--dist-kernel", dist_kernel)) if path is not None]
+    for _, path in outputs:
+        safewrite.check_target(path)
+    for name, path in outputs:
+        if path is target:
+            continue
+        for other in (config, target):
+            if other is not None and _same(path, other):
+                raise InputError(f"{name} {path} is the configuration itself; writing the fragment there would replace "
+                                 "the configuration: name another file")
+    try:
+        return readsafe.read_regular(config, dotconfig.MAX_CONFIG_BYTES, what="kernel configuration")
+    except (OSError, InputError):
+        return None  # reported as it should be when the configuration is read

@@ -102,7 +102,7 @@ def fragment(plan: FixPlan, *, profiles: list[str]) -> str:
     for f in plan.findings:
         name = f.symbol or f.check
         if name not in seen and f.actual is not None:
-            value = "n" if f.actual in ("not set", "absent", "absent from this tree") else f.actual
+            value = "n" if f.actual in ("not set", "not in the file", "absent from this tree") else f.actual
             if f.actual.startswith("absent"):
                 continue
             lines.append(_config_line(name, value))

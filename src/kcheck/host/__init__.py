@@ -28,6 +28,8 @@ from kcheck.profile import Profile
 #: zfs is absent: /dev/zfs and zfs.ko say more about it (see :mod:`kcheck.host.zfs`).
 DRIVER_FILESYSTEM = {
     "overlay2": ("overlay", "OVERLAY_FS"),
+    "overlay": ("overlay", "OVERLAY_FS"),  # podman's name
+    "overlayfs": ("overlay", "OVERLAY_FS"),  # containerd's snapshotter
     "btrfs": ("btrfs", "BTRFS_FS"),
     "aufs": ("aufs", "AUFS_FS"),
     "fuse-overlayfs": ("fuse", "FUSE_FS"),
@@ -73,8 +75,47 @@ def host_findings(ctx: CheckContext, profiles: Sequence[Profile], config_finding
         what = f"builds {release}" if release else "builds an unknown release"
         return [_note("host", Status.INFO, f"host not checked: {ctx.source.path} {what}, which neither runs nor is installed here",
                       group="Scope", detail="run kcheck without --config/--kernel-dir to check this machine, or --no-host to silence this")]
-    settings = docker.read_settings(ctx.root)
     drivers = [p.name for p in profiles if p.kind == "driver"]
+    runtime = ctx.facts.get("runtime", "docker")
+    out = _docker_findings(ctx, drivers) if runtime == "docker" else [_runtime_note(ctx, runtime)]
+    readiness, boot_release = kernel.readiness_findings(ctx)
+    out += readiness
+    # What the running kernel can mount now matters when it is the kernel this configuration describes.
+    running_now = any(f.check == "kernel-booted" and f.status is Status.OK for f in readiness)
+    if boot_release is not None:
+        out += kernel.module_findings(ctx, config_findings, boot_release)
+    if runtime == "podman" and ctx.facts.get("podman-mode") == "rootless":
+        # Rootless podman maps its user's subordinate IDs with shadow's setuid helpers.
+        out += command_findings(ctx.root, ("newuidmap", "newgidmap"), "sys-apps/shadow",
+                                "rootless podman maps subordinate user and group IDs with it", "Podman")
+    for driver in drivers:
+        if driver == "zfs":
+            out += zfs.zfs_findings(ctx, boot_release)
+        elif driver == "fuse-overlayfs":
+            out += command_findings(ctx.root, ("fuse-overlayfs",), "sys-fs/fuse-overlayfs",
+                                    f"rootless {runtime} mounts layers with it", "fuse-overlayfs")
+        if running_now and driver in DRIVER_FILESYSTEM:
+            fstype, symbol = DRIVER_FILESYSTEM[driver]
+            if driver == "aufs" and ctx.facts.get("aufs-provider") == "standalone":
+                # The out-of-tree module has no Kconfig symbol; its package builds it.
+                out += kernel.running_fs_findings(ctx, fstype, None, AUFS_PACKAGE)
+            else:
+                out += kernel.running_fs_findings(ctx, fstype, symbol)
+    return out
+
+
+def _runtime_note(ctx: CheckContext, runtime: str) -> Finding:
+    """podman's or containerd's settings, as the check used them (their files are read by :mod:`kcheck.runtimes`)."""
+    driver = ctx.facts.get("driver")
+    why = ctx.facts.get("driver-why") or "given with --driver"
+    what = "snapshotter" if runtime == "containerd" else "storage driver"
+    return _note(f"{runtime}-settings", Status.INFO, f"{runtime}: {what} {driver or 'not chosen'}", group=runtime.capitalize(),
+                 detail=f"{why}; the backing filesystem of its data root is not checked for {runtime}")
+
+
+def _docker_findings(ctx: CheckContext, drivers: list[str]) -> list[Finding]:
+    """docker's settings and the filesystem under its data root."""
+    settings = docker.read_settings(ctx.root)
     out = [_docker_note(settings)]
     if settings.conflicts:
         out.append(Finding(profile="host", check="docker-conflict", status=Status.FAIL, severity=Severity.REQUIRED,
@@ -88,24 +129,6 @@ def host_findings(ctx: CheckContext, profiles: Sequence[Profile], config_finding
                            section="host", group="Docker", expected=", ".join(drivers), actual=settings.storage_driver,
                            fix=f"check with --driver {settings.storage_driver}, or change storage-driver in {where}"))
     out += fs.backing_fs_findings(ctx.root, drivers, settings)
-    readiness, boot_release = kernel.readiness_findings(ctx)
-    out += readiness
-    # What the running kernel can mount now matters when it is the kernel this configuration describes.
-    running_now = any(f.check == "kernel-booted" and f.status is Status.OK for f in readiness)
-    if boot_release is not None:
-        out += kernel.module_findings(ctx, config_findings, boot_release)
-    for driver in drivers:
-        if driver == "zfs":
-            out += zfs.zfs_findings(ctx, boot_release)
-        elif driver == "fuse-overlayfs":
-            out += command_findings(ctx.root, ("fuse-overlayfs",), "sys-fs/fuse-overlayfs", "rootless docker mounts layers with it", "fuse-overlayfs")
-        if running_now and driver in DRIVER_FILESYSTEM:
-            fstype, symbol = DRIVER_FILESYSTEM[driver]
-            if driver == "aufs" and ctx.facts.get("aufs-provider") == "standalone":
-                # The out-of-tree module has no Kconfig symbol; its package builds it.
-                out += kernel.running_fs_findings(ctx, fstype, None, AUFS_PACKAGE)
-            else:
-                out += kernel.running_fs_findings(ctx, fstype, symbol)
     return out
 
 

@@ -2,6 +2,7 @@
 
 Only the keys that decide what the kernel and the host must offer are read:
 ``storage-driver`` (the driver to check when ``--driver`` is omitted),
+``firewall-backend`` (docker 29: ``iptables`` or ``nftables``, see :mod:`kcheck.firewall`),
 ``data-root`` (where layers live, so whose filesystem matters) and
 ``storage-opts`` (``dm.thinpooldev`` tells direct-lvm from loop-lvm). A
 missing file means docker's defaults; a file that is not valid JSON stops
@@ -21,6 +22,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from kcheck import safeio
 from kcheck.errors import InputError
 from kcheck.locate import under_root
 from kcheck.profile import driver_names
@@ -49,6 +51,7 @@ class DockerSettings:
     storage_driver: str | None = None
     data_root: str = DEFAULT_DATA_ROOT
     storage_opts: tuple[str, ...] = ()
+    firewall_backend: str | None = None
     origin: tuple[tuple[str, str], ...] = ()
     conflicts: tuple[str, ...] = ()
 
@@ -61,7 +64,7 @@ class DockerSettings:
         return None
 
     def origin_of(self, setting: str) -> str | None:
-        """The file that set ``setting`` (``storage-driver``, ``data-root``, ``storage-opts``), or None."""
+        """The file that set ``setting`` (``storage-driver``, ``data-root``, ``storage-opts``, ``firewall-backend``), or None."""
         return dict(self.origin).get(setting)
 
     @property
@@ -76,14 +79,37 @@ class DockerSettings:
 def _read_daemon_json(root: Path) -> tuple[Path | None, dict]:
     """daemon.json's storage keys, validated; ``(None, {})`` when there is no file."""
     path = under_root(root, DAEMON_JSON)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    data = load_daemon_json(path)
+    if data is None:
         return None, {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}; fix its permissions or encoding, or pass --no-host") from None
+    driver, data_root, opts = data.get("storage-driver"), data.get("data-root"), data.get("storage-opts")
+    firewall = data.get("firewall-backend")
+    if driver is not None and not (isinstance(driver, str) and driver):
+        raise InputError(f"{path}: \"storage-driver\" must be a driver name such as \"overlay2\"; fix the file")
+    if data_root is not None and not (isinstance(data_root, str) and data_root.startswith("/")):
+        raise InputError(f"{path}: \"data-root\" must be an absolute path such as \"/var/lib/docker\"; fix the file")
+    if opts is not None and not (isinstance(opts, list) and all(isinstance(o, str) for o in opts)):
+        raise InputError(f"{path}: \"storage-opts\" must be a list of \"key=value\" strings; fix the file")
+    if firewall is not None and firewall not in ("iptables", "nftables"):
+        raise InputError(f"{path}: \"firewall-backend\" must be \"iptables\" or \"nftables\" (docker 29); fix the file")
+    found = {"storage-driver": driver, "data-root": data_root, "storage-opts": tuple(opts) if opts is not None else None,
+             "firewall-backend": firewall}
+    return path, {key: value for key, value in found.items() if value is not None}
+
+
+def load_daemon_json(path: Path) -> dict | None:
+    """daemon.json as a dict (None when there is none); a bad file is a one-line :class:`InputError`.
+
+    Read bounded and only when it is a regular file: another user may have
+    made it a FIFO, ``/dev/zero`` or a document nested 100,000 levels deep.
+    """
+    next_step = "fix the file, or pass --no-host"
     try:
-        data = json.loads(text)
+        text = safeio.read_text(path, what="docker's settings", next_step=next_step)
+    except FileNotFoundError:
+        return None
+    try:
+        data = safeio.parse_nested(json.loads, text, path=path, what="docker's settings", next_step=next_step)
     except json.JSONDecodeError as exc:
         raise InputError(
             f"{path}:{exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno}); "
@@ -91,20 +117,13 @@ def _read_daemon_json(root: Path) -> tuple[Path | None, dict]:
         ) from None
     if not isinstance(data, dict):
         raise InputError(f"{path}:1: must be a JSON object of daemon options; fix the file, or pass --no-host")
-    driver, data_root, opts = data.get("storage-driver"), data.get("data-root"), data.get("storage-opts")
-    if driver is not None and not (isinstance(driver, str) and driver):
-        raise InputError(f"{path}: \"storage-driver\" must be a driver name such as \"overlay2\"; fix the file")
-    if data_root is not None and not (isinstance(data_root, str) and data_root.startswith("/")):
-        raise InputError(f"{path}: \"data-root\" must be an absolute path such as \"/var/lib/docker\"; fix the file")
-    if opts is not None and not (isinstance(opts, list) and all(isinstance(o, str) for o in opts)):
-        raise InputError(f"{path}: \"storage-opts\" must be a list of \"key=value\" strings; fix the file")
-    found = {"storage-driver": driver, "data-root": data_root, "storage-opts": tuple(opts) if opts is not None else None}
-    return path, {key: value for key, value in found.items() if value is not None}
+    return data
 
 
 #: dockerd flags -> the daemon.json setting they stand for (``-g``/``--graph``: data-root before docker 17.05).
 _FLAGS = {"--storage-driver": "storage-driver", "-s": "storage-driver", "--data-root": "data-root",
-          "--graph": "data-root", "-g": "data-root", "--storage-opt": "storage-opts"}
+          "--graph": "data-root", "-g": "data-root", "--storage-opt": "storage-opts",
+          "--firewall-backend": "firewall-backend"}
 _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?DOCKER_OPTS=(.*)$")
 
 
@@ -112,8 +131,8 @@ def _read_confd(root: Path) -> dict:
     """The storage flags in DOCKER_OPTS of ``/etc/conf.d/docker`` (the last assignment counts)."""
     path = under_root(root, CONFD)
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
+        lines = safeio.read_text(path, what="docker's service settings", next_step="fix the file, or pass --no-host").splitlines()
+    except FileNotFoundError:
         return {}
     words: list[str] = []
     for line in lines:
@@ -147,6 +166,7 @@ def read_settings(root: Path) -> DockerSettings:
         storage_driver=merged.get("storage-driver") or None,
         data_root=merged.get("data-root") or DEFAULT_DATA_ROOT,
         storage_opts=tuple(merged.get("storage-opts", ())),
+        firewall_backend=merged.get("firewall-backend"),
         origin=origin,
         conflicts=tuple(sorted(set(from_json) & set(from_flags))),
     )

@@ -254,7 +254,7 @@ def readiness_findings(ctx: CheckContext) -> tuple[list[Finding], str | None]:
     elif image is not None and not is_booted:
         out.append(_finding("kernel-installed", Status.WARN, Severity.RECOMMENDED,
                             f"{release} is built but not installed in /boot (is /boot mounted?)",
-                            fix=f"make -C {build} modules_install install"))
+                            fix=install_command(ctx.root, build)))
     if is_booted:
         where = "" if installed is not None else " (its image is not in /boot: booted some other way)"
         out.append(_finding("kernel-booted", Status.OK, Severity.INFO, f"booted: {release} is running{where}", actual=running.release))
@@ -267,16 +267,24 @@ def readiness_findings(ctx: CheckContext) -> tuple[list[Finding], str | None]:
     return out, release
 
 
+def install_command(root: Path, build: Path) -> str:
+    """``make modules_install install`` for ``build``, aimed at ``root`` (``--root``) rather than this machine's /boot."""
+    if root.resolve() == Path("/"):
+        return f"make -C {build} modules_install install"
+    root = root.absolute()
+    return f"make -C {build} INSTALL_MOD_PATH={root} INSTALL_PATH={root / 'boot'} modules_install install (or run it inside the chroot)"
+
+
 def _built_finding(ctx: CheckContext, build: Path, image: Path | None, built_text: str | None, release: str) -> Finding:
     """Is the tree's kernel built, and built from the configuration as it is now?"""
     config_path = ctx.source.path
     if image is None:
         return _finding("kernel-built", Status.WARN, Severity.RECOMMENDED, f"{release} is not built yet (no kernel image in {build})",
-                        fix=f"make -C {build} && make -C {build} modules_install install")
+                        fix=f"make -C {build} && {install_command(ctx.root, build)}")
     if config_path is not None and config_path.stat().st_mtime > image.stat().st_mtime:
         return _finding("kernel-built", Status.WARN, Severity.RECOMMENDED,
                         f"the configuration changed after the last build: {image} is older than {config_path}; a reboot now would not use it",
-                        fix=f"rebuild: make -C {build} && make -C {build} modules_install install")
+                        fix=f"rebuild: make -C {build} && {install_command(ctx.root, build)}")
     return _finding("kernel-built", Status.OK, Severity.RECOMMENDED, f"built: {image}" + (f" ({built_text})" if built_text else ""))
 
 
@@ -398,35 +406,155 @@ def _decompress(path: Path) -> bytes:
     return data
 
 
-def elf_section(data: bytes, name: str) -> bytes | None:
-    """The contents of section ``name`` of an ELF file (32/64-bit, either byte order), or None."""
+def _elf_sections(data: bytes) -> tuple[str, list[tuple[str, int, int, int, int]]] | None:
+    """``(byte order + width, [(name, type, offset, size, link)])`` of an ELF file, or None."""
     if data[:4] != b"\x7fELF" or len(data) < 64:
         return None
     wide, order = data[4] == 2, "<" if data[5] == 1 else ">"
-    if wide:
-        shoff, = struct.unpack_from(order + "Q", data, 0x28)
-        shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 0x3A)
-        layout, where = order + "II QQQQ", (0, 4, 5)  # name, type, flags, addr, offset, size
-    else:
-        shoff, = struct.unpack_from(order + "I", data, 0x20)
-        shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 0x2E)
-        layout, where = order + "II IIII", (0, 4, 5)
-    layout = layout.replace(" ", "")
-
-    def header(index: int) -> tuple[int, int, int]:
-        fields = struct.unpack_from(layout, data, shoff + index * shentsize)
-        return fields[where[0]], fields[where[1]], fields[where[2]]
-
     try:
-        _, str_off, str_size = header(shstrndx)
-        names = data[str_off : str_off + str_size]
-        for index in range(shnum):
-            name_off, offset, size = header(index)
-            if names[name_off : names.index(b"\0", name_off)].decode(errors="replace") == name:
-                return data[offset : offset + size]
-    except (struct.error, ValueError):
+        if wide:
+            shoff, = struct.unpack_from(order + "Q", data, 0x28)
+            shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 0x3A)
+            layout = order + "IIQQQQII"  # name, type, flags, addr, offset, size, link, info
+        else:
+            shoff, = struct.unpack_from(order + "I", data, 0x20)
+            shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 0x2E)
+            layout = order + "IIIIIIII"
+        raw = [struct.unpack_from(layout, data, shoff + i * shentsize) for i in range(shnum)]
+        names = data[raw[shstrndx][4] : raw[shstrndx][4] + raw[shstrndx][5]]
+        out = []
+        for fields in raw:
+            end = names.index(b"\0", fields[0])
+            out.append((names[fields[0] : end].decode(errors="replace"), fields[1], fields[4], fields[5], fields[6]))
+    except (struct.error, ValueError, IndexError):
         return None
+    return ("Q" if wide else "I") + order, out
+
+
+def elf_section(data: bytes, name: str) -> bytes | None:
+    """The contents of section ``name`` of an ELF file (32/64-bit, either byte order), or None."""
+    parsed = _elf_sections(data)
+    if parsed is None:
+        return None
+    for sname, _type, offset, size, _link in parsed[1]:
+        if sname == name:
+            return data[offset : offset + size]
     return None
+
+
+#: ELF section type of a symbol table, and the binding of a global symbol.
+_SHT_SYMTAB, _STB_GLOBAL = 2, 1
+
+
+def undefined_symbols(data: bytes) -> set[str] | None:
+    """The global symbols an ELF object (a kernel module) needs from elsewhere, or None when it has no symbol table.
+
+    Weak undefined symbols are left out: a module loads without them.
+    """
+    parsed = _elf_sections(data)
+    if parsed is None:
+        return None
+    kind, sections = parsed
+    wide, order = kind[0] == "Q", kind[1]
+    for _name, stype, offset, size, link in sections:
+        if stype != _SHT_SYMTAB or link >= len(sections):
+            continue
+        strings = data[sections[link][2] : sections[link][2] + sections[link][3]]
+        entry, needed = (24, set()) if wide else (16, set())
+        try:
+            for at in range(offset + entry, offset + size, entry):  # entry 0 is the null symbol
+                if wide:
+                    name_off, info, _other, shndx = struct.unpack_from(order + "IBBH", data, at)
+                else:
+                    name_off, _value, _size, info, _other, shndx = struct.unpack_from(order + "IIIBBH", data, at)
+                if shndx == 0 and info >> 4 == _STB_GLOBAL and name_off:
+                    needed.add(strings[name_off : strings.index(b"\0", name_off)].decode(errors="replace"))
+        except (struct.error, ValueError):
+            return None
+        return needed
+    return None
+
+
+def module_needs(path: Path) -> set[str]:
+    """The kernel symbols module ``path`` must find exported to load (its undefined globals).
+
+    Raises :class:`ModuleUnreadable` when the file cannot be read or has no symbol table.
+    """
+    try:
+        needed = undefined_symbols(_decompress(path))
+    except (OSError, lzma.LZMAError, EOFError) as exc:
+        raise ModuleUnreadable(f"cannot read {path}: {exc}") from None
+    if needed is None:
+        raise ModuleUnreadable(f"{path} has no ELF symbol table")
+    return needed
+
+
+def symvers_exports(path: Path) -> set[str] | None:
+    """Every symbol a build exports, from its ``Module.symvers`` (None when absent)."""
+    try:
+        with path.open("rb") as f:
+            # Lines are "<crc>\t<symbol>\t<module>\t<export kind>..."; only the symbol matters.
+            return {parts[1].decode(errors="replace") for line in f if len(parts := line.split(b"\t", 2)) > 2}
+    except OSError:
+        return None
+
+
+def _ksymtab_names(path: Path) -> set[str]:
+    """Names of ``__ksymtab_<name>`` entries in a kallsyms or System.map listing (empty when unreadable)."""
+    try:
+        with path.open("rb") as f:
+            return {
+                parts[2][len(b"__ksymtab_") :].decode(errors="replace")
+                for line in f
+                if len(parts := line.split()) >= 3 and parts[2].startswith(b"__ksymtab_")
+            }
+    except OSError:
+        return set()
+
+
+def running_exports(root: Path) -> tuple[set[str] | None, str]:
+    """The symbols the running kernel exports, and where they were read (or why they are unknown).
+
+    ``/proc/kallsyms`` lists ``__ksymtab_<name>`` for each export when the
+    kernel has CONFIG_KALLSYMS_ALL; otherwise the running build's own
+    ``System.map`` or ``Module.symvers`` tell, when the installed image beside
+    it (``/boot``) or in its build tree is provably the running build (same
+    version string). Exports of modules not loaded yet come from
+    ``modules.symbols``.
+    """
+    running = running_kernel(root)
+    exported, source = _ksymtab_names(under_root(root, "/proc/kallsyms")), "/proc/kallsyms"
+    if not exported:
+        exported, source = set(), ""
+        build = under_root(root, f"/lib/modules/{running.release}/build")
+        candidates = [(image.path.parent / f"System.map-{running.release}", image) for image in boot_images(root)
+                      if image.release == running.release]
+        built = built_image(build) if build.is_dir() else None
+        if built is not None:
+            text = bzimage_version(built)
+            release, uts = split_version(text) if text else (None, None)
+            candidates.append((build / "Module.symvers", BootImage(built, release, uts)))
+        for path, image in candidates:
+            if image.uts_version is None or not booted(running, image.release, image.uts_version) or running.uts_version is None:
+                continue  # only the very build that runs speaks for it
+            names = symvers_exports(path) if path.name == "Module.symvers" else _ksymtab_names(path)
+            if names:
+                exported, source = names, str(path)
+                break
+    if not exported:
+        return None, (f"{under_root(root, '/proc/kallsyms')} lists no exports (CONFIG_KALLSYMS_ALL off, or unreadable) "
+                      "and no System.map or Module.symvers of the running build was found")
+    try:
+        text = under_root(root, f"/lib/modules/{running.release}/modules.symbols").read_text(errors="replace")
+    except OSError:
+        text = ""
+    exported |= {line.split()[1].removeprefix("symbol:") for line in text.splitlines() if line.startswith("alias symbol:")}
+    return exported, source
+
+
+def unresolved(path: Path, exported: set[str]) -> list[str]:
+    """The symbols module ``path`` needs that ``exported`` lacks: why it would fail with "Unknown symbol"."""
+    return sorted(module_needs(path) - exported)
 
 
 def modinfo(path: Path) -> dict[str, str]:
@@ -499,9 +627,41 @@ def running_fs_findings(ctx: CheckContext, fstype: str, symbol: str | None, pack
     index = module_index(ctx.root, release) or {}
     module = MODULE_OF.get(symbol or "", fstype)
     if _normal(module) in index:
-        return [_finding(f"running:{fstype}", Status.OK, Severity.REQUIRED, f"{fstype} loads on first use ({index[_normal(module)]})",
-                         group="Running kernel")]
+        return [running_module_finding(ctx.root, fstype, index[_normal(module)], release, package)]
     return [_finding(f"running:{fstype}", Status.FAIL, Severity.REQUIRED,
                      f"the running kernel cannot mount {fstype}: not in /proc/filesystems and no {module} module under /lib/modules/{release}",
                      group="Running kernel",
                      fix=f"emerge {package}" if package else f"install the {module} module for {release} (make modules_install), or boot a kernel with it")]
+
+
+def running_module_finding(root: Path, fstype: str, path: Path, release: str, package: str | None = None) -> Finding:
+    """Would module ``path`` load into the running kernel? Judged from what it needs, never from the file being there.
+
+    A module loads when its vermagic names the running release and every
+    global symbol it needs is exported by the running kernel
+    (``/proc/kallsyms``'s ``__ksymtab_`` entries, plus ``modules.symbols``).
+    When the exports cannot be read the answer is "cannot tell", a warning.
+    """
+    check, group = f"running:{fstype}", "Running kernel"
+    fix = f"emerge {package}" if package else f"install the {fstype} module for {release} (make modules_install)"
+    try:
+        built_for = modinfo(path).get("vermagic", "").split(" ", 1)[0]
+        exported, source = running_exports(root)
+        missing = unresolved(path, exported) if exported is not None else None
+    except ModuleUnreadable as exc:
+        return _finding(check, Status.WARN, Severity.RECOMMENDED, f"cannot tell whether {fstype} loads: {exc}", group=group)
+    if built_for and built_for != release:
+        return _finding(check, Status.FAIL, Severity.REQUIRED,
+                        f"{path} was built for {built_for}, not the running {release}: it will not load", group=group, fix=fix)
+    if missing is None:
+        return _finding(check, Status.WARN, Severity.RECOMMENDED,
+                        f"cannot tell whether {path} loads: the running kernel's exports are unknown", detail=source,
+                        group=group)
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        return _finding(check, Status.FAIL, Severity.REQUIRED,
+                        f"{path} will not load into the running kernel (Unknown symbol {shown}): the running kernel does not export what it needs",
+                        group=group, detail=f"{len(missing)} of its symbols are not exported ({source})",
+                        fix="boot a kernel built from the patched tree" if fstype == "aufs" else fix)
+    return _finding(check, Status.OK, Severity.REQUIRED, f"{fstype} loads on first use ({path}: every symbol it needs is exported)",
+                    group=group, detail=f"exports read from {source}")

@@ -47,7 +47,8 @@ import re
 
 import kconfiglib
 
-from kcheck.kconfig import probes
+from kcheck import readsafe
+from kcheck.kconfig import probes, trust
 
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 _HELP_WORDS = ("help", "---help---")
@@ -207,8 +208,8 @@ def choice_rules_for(srctree, kernelversion: str) -> str | None:
     ``choice_members`` priority list). Without that file, the version decides.
     """
     try:
-        text = (srctree / "scripts" / "kconfig" / "symbol.c").read_text(errors="replace")
-    except OSError:
+        text = readsafe.read_text(srctree / "scripts" / "kconfig" / "symbol.c", what="kernel source file")
+    except (OSError, readsafe.InputError):
         numbers = re.findall(r"\d+", kernelversion)[:2]
         major_minor = tuple(int(n) for n in numbers) if len(numbers) == 2 else (0, 0)
         return CHOICE_RULES_6_11 if major_minor >= (6, 11) else None
@@ -464,7 +465,7 @@ def code_lines(text: str) -> list[str]:
     """Return the lines of a Kconfig file that are not help text."""
     help_text = HelpText()
     out = []
-    for line in text.splitlines():
+    for line in text.split("\n"):
         if help_text.holds(line + "\n"):
             continue
         out.append(line)
@@ -548,40 +549,93 @@ class CompatKconfig(kconfiglib.Kconfig):
     """
 
     def __init__(self, *args, allow_shell: bool = True, choice_rules: str | None = None,
-                 **kwargs) -> None:
+                 guard=None, **kwargs) -> None:
         #: How choices pick their member: :data:`CHOICE_RULES_6_11` or None (kconfiglib's,
         #: which is also Linux < 6.11's).
         self.choice_rules = choice_rules
         #: choice member name -> sequence number of its last assignment (from a
         #: ``.config`` or ``set_value``); the 6.11 choice rules rank members by it.
         self.assignment_order: dict[str, int] = {}
+        #: (filename, text): :meth:`_open` serves this text for that name (see ``tree.load_text``).
+        self._config_text: tuple[str, str] | None = None
         self._compat_rewriter = Rewriter()
         self._compat_parsing = True
-        self._probe_runner = probes.ProbeRunner() if allow_shell else None
+        # The trust rule only matters when probes may run at all.
+        self._guard = guard if allow_shell else None
+        srctree = os.environ.get("srctree") or "."
+        #: The tree's real path: no Kconfig file outside it is read.
+        self._compat_srctree = os.path.realpath(srctree)
+        self._probe_runner = probes.ProbeRunner(guard=self._guard, srctree=srctree) if allow_shell else None
         saved_shell = kconfiglib._shell_fn
         # Kconfig's table of preprocessor functions picks this up while it initialises.
         kconfiglib._shell_fn = probes.shell if allow_shell else probes.no_shell
-        try:
-            super().__init__(*args, **kwargs)
-        finally:
-            kconfiglib._shell_fn = saved_shell
-            self._compat_parsing = False
-            if self._probe_runner is not None:
-                self._probe_runner.close()
-            self._probe_runner = None
+        stopped = True
+        # A SIGTERM becomes an exception here, so that the clean-up below runs before the process ends.
+        with probes.terminate_cleanly():
+            try:
+                super().__init__(*args, **kwargs)
+                stopped = False
+            finally:
+                kconfiglib._shell_fn = saved_shell
+                self._compat_parsing = False
+                self._guard = None  # per-parse state: nothing a stored parse needs
+                if self._probe_runner is not None:
+                    self._probe_runner.close(kill=stopped)
+                self._probe_runner = None
         #: Names of the symbols declared ``transitional``.
         self.transitional_names = frozenset(self._compat_rewriter.transitional)
         del self._compat_rewriter
 
+    def _read_kconfig(self, filename: str) -> tuple[str, str]:
+        """A sourced Kconfig file's real path and text: inside the tree, trusted when probes may run, regular, bounded."""
+        srctree = self._compat_srctree
+        # Named first, opened only once known to be a regular file inside the tree: a device is never opened.
+        path_fd = readsafe.open_path(filename)
+        try:
+            real = readsafe.fd_path(path_fd, filename)
+            if real != srctree and not real.startswith(srctree + os.sep):
+                where = f"{self.filename}:{self.linenr}: " if self.filename else ""
+                raise KconfigEscape(
+                    f"{where}'source' of {filename} leaves the kernel tree {srctree}; kcheck reads only Kconfig "
+                    "files inside the tree (as make does): fix that line or the symlink, or pass --no-kconfig"
+                )
+            fd = readsafe.reopen_regular(path_fd, filename, what="Kconfig file")
+        finally:
+            os.close(path_fd)
+        try:
+            if self._guard is not None:
+                reason = self._guard.check_open(real, os.fstat(fd))
+                if reason:
+                    raise trust.Untrusted(reason)
+            data = readsafe.read_fd(fd, filename, what="Kconfig file")
+        finally:
+            os.close(fd)
+        return real, data.decode(self._encoding, "replace")
+
+    def _tree_lines(self, relpath: str) -> list[str] | None:
+        """The code lines of another Kconfig file of the tree, for the early prefetch (None: unreadable)."""
+        path = os.path.join(self.srctree or ".", relpath)
+        if self._guard is not None and self._guard.check(path):
+            return None  # checked again, for real, if the parse ever enters it
+        try:
+            return code_lines(readsafe.read_text(path, what="Kconfig file", encoding=self._encoding))
+        except (OSError, readsafe.InputError):
+            return None
+
     def _open(self, filename, mode):
         if mode == "r" and getattr(self, "_compat_parsing", False):
-            with open(filename, encoding=self._encoding) as fh:
-                text = self._compat_rewriter.rewrite(fh.read(), filename)
-            if self._probe_runner is not None:
-                self._probe_runner.prefetch_early(
-                    self, self.srctree, os.environ.get("SRCARCH", ""), code_lines
-                )
-                if "$(" in text:
-                    self._probe_runner.prefetch(self, code_lines(text))
+            real, text = self._read_kconfig(filename)
+            text = self._compat_rewriter.rewrite(text, filename)
+            if self._probe_runner is not None and ("$(" in text or "source" in text):
+                relpath = os.path.relpath(real, self._compat_srctree)
+                self._probe_runner.enter(self, relpath, code_lines(text), os.environ.get("SRCARCH", ""),
+                                         self._tree_lines)
             return io.StringIO(text)
+        config = getattr(self, "_config_text", None)
+        if mode == "r" and config is not None and filename == config[0]:
+            return io.StringIO(config[1])
         return super()._open(filename, mode)
+
+
+class KconfigEscape(readsafe.InputError):
+    """A ``source`` line names a file outside the kernel tree."""

@@ -87,13 +87,13 @@ def srcarch(arch: str) -> str:
 def arch_from_config(config: Path) -> str | None:
     """Return the architecture named in a ``.config`` header (``# Linux/x86 ...``), if any."""
     try:
-        with open(config, errors="replace") as fh:
-            for _, line in zip(range(6), fh):
-                match = dotconfig.HEADER.match(line)
-                if match:
-                    return match.group(1)
-    except OSError:
+        text = dotconfig.read_bytes(Path(config))[:4096].decode("utf-8", "replace")
+    except KcheckError:
         return None
+    for line in text.split("\n")[:6]:
+        match = dotconfig.HEADER.match(line)
+        if match:
+            return match.group(1)
     return None
 
 
@@ -189,9 +189,14 @@ def _clang_flags(environ: Mapping[str, str], src_arch: str) -> str:
 
 
 def kconfig_env(
-    srctree: Path, arch: str | None = None, environ: Mapping[str, str] | None = None
+    srctree: Path, arch: str | None = None, environ: Mapping[str, str] | None = None, *, run_tools: bool = True
 ) -> dict[str, str]:
     """Return the variables the kernel Makefile exports to Kconfig for ``srctree``.
+
+    ``run_tools=False`` (``--no-shell``, or a tree whose probes are not run)
+    runs nothing: ``CC_VERSION_TEXT`` and ``RUSTC_VERSION_TEXT`` are then
+    empty unless set in ``environ``, where the Makefile would run
+    ``$(CC) --version`` and ``$(RUSTC) --version``.
 
     ``arch`` is the ``ARCH=`` of ``make`` (``x86_64``, ``x86``, ``arm64``...);
     None means ``$ARCH`` from ``environ`` or, as ``make`` does, this machine's
@@ -215,11 +220,11 @@ def kconfig_env(
     if arch:
         merged["ARCH"], merged["SRCARCH"] = the_arch, src_arch  # an explicit arch always wins
     # As the Makefile computes them: `LC_ALL=C $(CC) --version` and `$(RUSTC) --version`.
-    wanted = [name for name in ("CC_VERSION_TEXT", "RUSTC_VERSION_TEXT") if not environ.get(name)]
+    wanted = [name for name in ("CC_VERSION_TEXT", "RUSTC_VERSION_TEXT") if not environ.get(name) and run_tools]
     commands = {"CC_VERSION_TEXT": (merged["CC"], True), "RUSTC_VERSION_TEXT": (merged["RUSTC"], False)}
     texts = dict(zip(wanted, _version_texts([commands[n] for n in wanted], environ)))
     for name in ("CC_VERSION_TEXT", "RUSTC_VERSION_TEXT"):
-        merged[name] = environ.get(name) or texts[name]
+        merged[name] = environ.get(name) or texts.get(name, "")
     if "clang" in merged["CC_VERSION_TEXT"] and not environ.get("CLANG_FLAGS"):
         merged["CLANG_FLAGS"] = _clang_flags(environ, src_arch)
     elif environ.get("CLANG_FLAGS"):

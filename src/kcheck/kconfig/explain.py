@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from pathlib import Path
 
 import click
@@ -22,8 +23,11 @@ from kcheck.errors import InputError
 from kcheck.kconfig.env import arch_from_config
 from kcheck.kconfig.tree import KconfigTree
 from kcheck.kconfig.why import blockers, evaluate, exists, selectors
+from kcheck.completion import complete_symbol
+from kcheck.progress import quiet_option
 
 DEFAULT_KERNEL_DIR = Path("/usr/src/linux")
+_SYMBOL = re.compile(r"(?:CONFIG_)?[A-Za-z0-9_]+")
 
 
 def _pairs(sym, kind: str) -> list[dict]:
@@ -114,7 +118,7 @@ def render_text(info: dict) -> str:
     where = f"{info['tree']} (Linux {info['kernel_version']}, ARCH={info['arch']})"
     written = info["written"]
     in_file = (f"{written['value']} (line {written['line']} of {info['config']})"
-               if written else f"not set in {info['config']}")
+               if written else f"not in the file ({info['config']} does not mention CONFIG_{name})")
     if not info["exists"]:
         lines = [f"{name}: does not exist in {where}", f"  in the file:   {in_file}"]
         if info.get("similar"):
@@ -172,9 +176,11 @@ def locate_config(kernel_dir: Path, config: Path | None) -> Path:
 
 
 @click.command("explain")
-@click.argument("symbol")
+@quiet_option
+@click.argument("symbol", shell_complete=complete_symbol)
 @click.option("--kernel-dir", "-k", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_KERNEL_DIR,
-              show_default=True, help="Kernel source tree whose Kconfig files decide.")
+              envvar="KERNEL_DIR", show_default=True, show_envvar=True,  # as the check reads it
+              help="Kernel source tree whose Kconfig files decide.")
 @click.option("--config", "-c", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Configuration to explain (default: <kernel-dir>/.config).")
 @click.option("--arch", default=None,
@@ -184,6 +190,8 @@ def explain(symbol: str, kernel_dir: Path, config_path: Path | None,
             arch: str | None, fmt: str) -> None:
     """Explain why SYMBOL has its value in a configuration, the way Kconfig decides it."""
     # A KcheckError becomes one "kcheck: ..." line and exit status 2 in the CLI group.
+    if not _SYMBOL.fullmatch(symbol):
+        raise click.UsageError(f"SYMBOL {symbol!r} is not a Kconfig symbol name (letters, digits, _)")
     if not (kernel_dir / "Kconfig").is_file():
         raise InputError(
             f"{kernel_dir}: not a kernel source tree (no Kconfig file); pass --kernel-dir"

@@ -24,29 +24,46 @@ exactly as ``make olddefconfig`` runs them, with the same environment, so
 evaluating a tree runs what building it would run. Whoever controls the tree
 controls these commands: ``--no-shell`` (``allow_shell=False``) runs none of
 them (each probe answers "n"), and running as root kcheck never runs them for
-a tree that belongs to another user (:func:`kcheck.kconfig.tree.untrusted_tree`).
+a tree any part of which belongs to another user (:mod:`kcheck.kconfig.trust`:
+each file is checked before any of its probes starts, and every file of the
+tree a probe command names before that command starts).
+
+The prefetch runs nothing the parse would not: only lines kconfiglib expands
+(not help text, not ``#`` comments, not what follows a trailing ``#``), and
+only in files the parse enters, or, for :data:`EARLY_FILES`, files a
+``source`` line of a file already read names. A termination signal during
+the parse stops the running probes and removes their scratch directory.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import os
+import posixpath
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 _ASSIGNMENT = re.compile(r"^\s*[A-Za-z0-9_-]+\s*(:=|\+=|\?=|=)")
+_SOURCE = re.compile(r'^\s*(o?r?source)\s+"([^"]*)"\s*$')
 
 #: Linux Kconfig files that hold most of the probes, in the order the parse reaches them
-#: (``{SRCARCH}`` is filled in). Their probes start as soon as the probe macros exist, so
-#: they run while the parser is still in the long probe-free stretch (drivers/, fs/...).
+#: (``{SRCARCH}`` is filled in). Their probes start as soon as the probe macros exist and a
+#: file already read sources them, so they run while the parser is still in the long
+#: probe-free stretch (drivers/, fs/...).
 EARLY_FILES = (
     "init/Kconfig",
     "arch/Kconfig",
     "arch/{SRCARCH}/Kconfig",
     "arch/{SRCARCH}/Kconfig.assembler",
     "arch/{SRCARCH}/Kconfig.cpu",
+    "security/Kconfig",
     "security/Kconfig.hardening",
     "lib/Kconfig.debug",
     "lib/Kconfig.ubsan",
@@ -60,9 +77,23 @@ _PROBE_MACRO = "cc-option"
 _SILENCED = ("info", "warning-if", "error-if")
 
 
-def _run(command: str, cwd: str | None = None) -> tuple[bytes, bytes]:
-    proc = subprocess.run(command, shell=True, capture_output=True, cwd=cwd)
-    return proc.stdout, proc.stderr
+def code_part(line: str) -> str:
+    """``line`` up to a ``#`` outside quotes: kconfiglib's tokenizer stops there and expands nothing after it."""
+    quote = None
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if quote:
+            if c == "\\":
+                i += 1  # an escaped character, whatever it is
+            elif c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c == "#":
+            return line[:i]
+        i += 1
+    return line
 
 
 def _finished(result) -> Future:
@@ -72,27 +103,97 @@ def _finished(result) -> Future:
 
 
 class ProbeRunner:
-    """Starts the probes of each Kconfig file on a thread pool (see the module docs)."""
+    """Starts the probes of each Kconfig file on a thread pool (see the module docs).
 
-    def __init__(self, workers: int | None = None) -> None:
+    ``guard`` (a :class:`kcheck.kconfig.trust.TrustGuard`) is asked about every
+    file of the tree a command names before the command starts.
+    """
+
+    def __init__(self, workers: int | None = None, guard=None, srctree: str | None = None) -> None:
         self.pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2,
                                        thread_name_prefix="kcheck-probe")
         self.futures: dict[str, Future] = {}
-        self.early_done = False
+        self.guard = guard
+        self.srctree = os.path.realpath(srctree) if srctree else None
+        self._tree_path = re.compile(re.escape(self.srctree) + r"/[^\s'\"`;|&<>()$]*") if self.srctree else None
+        #: srctree-relative paths (or glob patterns) named by a ``source`` line of a file read so far.
+        self.announced: set[str] = set()
+        self._early_done: set[str] = set()
+        self._procs: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self._closing = False
         # Probes such as cc-option write scratch files into the current directory
         # (make runs them in the build directory); kcheck's may be read-only.
         self.workdir = tempfile.mkdtemp(prefix="kcheck-probes-")
 
-    def prefetch(self, kconf, code_lines: list[str]) -> None:
-        """Start the probes a Kconfig file about to be parsed will run.
+    def _run(self, command: str) -> tuple[bytes, bytes]:
+        with self._lock:
+            if self._closing:
+                return b"", b""
+            # Its own process group, so that stopping it stops what the shell started too.
+            proc = subprocess.Popen(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL, cwd=self.workdir, start_new_session=True)
+            self._procs.add(proc)
+        try:
+            return proc.communicate()
+        finally:
+            with self._lock:
+                self._procs.discard(proc)
+
+    def _allow(self, command: str) -> None:
+        if self.guard is not None and self._tree_path is not None:
+            for path in self._tree_path.findall(command):
+                self.guard.require_script(path)
+
+    def enter(self, kconf, relpath: str, code_lines: list[str], srcarch: str, read_lines) -> None:
+        """The parse is entering the Kconfig file ``relpath``: start its probes and the early ones now known.
 
         ``code_lines`` are the file's lines outside help texts (help text is
-        never expanded, so its ``$(shell,...)`` must not run).
+        never expanded, so its ``$(shell,...)`` must not run); ``read_lines(path)``
+        returns those lines for another file of the tree (None when unreadable).
         """
-        lines = [ln for ln in code_lines if "$(" in ln and not _ASSIGNMENT.match(ln)]
-        if not lines:
-            return
-        commands: list[str] = []
+        self._announce(kconf, relpath, code_lines)
+        if _PROBE_MACRO in kconf.variables:
+            self._prefetch_early(kconf, srcarch, read_lines)
+        self.prefetch(kconf, code_lines)
+
+    def _announce(self, kconf, relpath: str, code_lines: list[str]) -> None:
+        for line in code_lines:
+            match = _SOURCE.match(code_part(line))
+            if not match:
+                continue
+            kind, pattern = match.groups()
+            if "$(" in pattern:
+                pattern = self._dry_expand(kconf, pattern)
+                if pattern is None:
+                    continue
+            if kind in ("rsource", "orsource"):
+                pattern = posixpath.join(posixpath.dirname(relpath), pattern)
+            self.announced.add(posixpath.normpath(pattern))
+
+    def _is_announced(self, relpath: str) -> bool:
+        return relpath in self.announced or any(
+            fnmatch.fnmatchcase(relpath, pattern) for pattern in self.announced if glob_magic(pattern))
+
+    def _prefetch_early(self, kconf, srcarch: str, read_lines) -> None:
+        progress = True
+        while progress:
+            progress = False
+            for template in EARLY_FILES:
+                relpath = template.format(SRCARCH=srcarch)
+                if relpath in self._early_done or not self._is_announced(relpath):
+                    continue
+                self._early_done.add(relpath)
+                progress = True
+                lines = read_lines(relpath)
+                if lines is None:
+                    continue
+                self._announce(kconf, relpath, lines)
+                self.prefetch(kconf, lines)
+
+    @contextlib.contextmanager
+    def _dry_run(self, kconf, commands: list[str]) -> Iterator[None]:
+        """Expand without side effects: ``$(shell,...)`` only records its command, messages are silenced."""
         saved_functions = kconf._functions
         saved_counts = {name: var._n_expansions for name, var in kconf.variables.items()}
         saved_env_vars = set(kconf.env_vars)
@@ -104,38 +205,39 @@ class ProbeRunner:
                 functions[name] = (lambda *_args: "", lo, hi)
         kconf._functions = functions
         try:
+            yield
+        finally:
+            for name, count in saved_counts.items():
+                if name in kconf.variables:
+                    kconf.variables[name]._n_expansions = count
+            kconf._functions = saved_functions
+            kconf.env_vars.clear()
+            kconf.env_vars.update(saved_env_vars)
+
+    def _dry_expand(self, kconf, text: str) -> str | None:
+        with self._dry_run(kconf, []):
+            try:
+                return kconf._expand_whole(text, ())
+            except Exception:  # noqa: BLE001 - a dry run may fail; the real parse decides
+                return None
+
+    def prefetch(self, kconf, code_lines: list[str]) -> None:
+        """Start the probes of these lines (of a Kconfig file about to be parsed)."""
+        lines = [code_part(ln) for ln in code_lines if "$(" in ln and not _ASSIGNMENT.match(ln)]
+        lines = [ln for ln in lines if "$(" in ln]
+        if not lines:
+            return
+        commands: list[str] = []
+        with self._dry_run(kconf, commands):
             for line in lines:
                 try:
                     kconf._expand_whole(line, ())
                 except Exception:  # noqa: BLE001 - a dry run may fail; the real parse decides
-                    for name, count in saved_counts.items():
-                        if name in kconf.variables:
-                            kconf.variables[name]._n_expansions = count
-        finally:
-            kconf._functions = saved_functions
-            kconf.env_vars.clear()
-            kconf.env_vars.update(saved_env_vars)
+                    continue
         for command in commands:
             if command not in self.futures:
-                self.futures[command] = self.pool.submit(_run, command, self.workdir)
-
-    def prefetch_early(self, kconf, srctree: str, srcarch: str, code_lines_of) -> None:
-        """Once the probe macros are defined, start the probes of :data:`EARLY_FILES`.
-
-        ``code_lines_of(text)`` returns a file's lines outside help texts.
-        """
-        if self.early_done or _PROBE_MACRO not in kconf.variables:
-            return
-        self.early_done = True
-        for relpath in EARLY_FILES:
-            path = os.path.join(srctree, relpath.format(SRCARCH=srcarch))
-            try:
-                with open(path, encoding=kconf._encoding, errors="replace") as fh:
-                    text = fh.read()
-            except OSError:
-                continue
-            if "$(" in text:
-                self.prefetch(kconf, code_lines_of(text))
+                self._allow(command)
+                self.futures[command] = self.pool.submit(self._run, command)
 
     def result(self, command: str) -> tuple[bytes, bytes]:
         """Return (stdout, stderr) of ``command``: the prefetched run, or a run now."""
@@ -143,17 +245,66 @@ class ProbeRunner:
         if future is None or future.cancel():
             # Not prefetched, or still queued behind probes the parse needs later: the
             # parse needs it now, so run it here instead of waiting for the queue.
-            result = _run(command, self.workdir)
+            self._allow(command)
+            result = self._run(command)
             if future is not None:
                 self.futures[command] = _finished(result)
             return result
         return future.result()
 
-    def close(self) -> None:
-        """Drop probes not started yet and wait for the running ones."""
+    def close(self, *, kill: bool = False) -> None:
+        """Drop probes not started yet, wait for the running ones (``kill``: stop them), remove the scratch directory."""
+        if kill:
+            with self._lock:
+                self._closing = True
+                for proc in self._procs:
+                    with contextlib.suppress(OSError):
+                        os.killpg(proc.pid, signal.SIGKILL)
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.futures.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def glob_magic(pattern: str) -> bool:
+    """True when a ``source`` pattern is a glob (kconfiglib globs every source)."""
+    return any(c in pattern for c in "*?[")
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived during a parse; raised to run the clean-up, then re-delivered."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def terminate_cleanly() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into :class:`Terminated` for the block, then die of the signal as usual.
+
+    Without this, a kill during a parse ends the process before the probes'
+    scratch directory is removed. Only the main thread may set handlers;
+    elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum, _frame):
+        raise Terminated(signum)
+
+    previous = {sig: signal.signal(sig, raise_terminated) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    terminated = None
+    try:
+        yield
+    except Terminated as exc:
+        terminated = exc.signum
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+    if terminated is not None:
+        signal.raise_signal(terminated)
+        raise SystemExit(128 + terminated)  # the previous handler chose to survive the signal
 
 
 def shell(kconf, _name, command):
@@ -163,7 +314,11 @@ def shell(kconf, _name, command):
     exact command. Anything the command writes to stderr becomes a kconfiglib warning.
     """
     runner = getattr(kconf, "_probe_runner", None)
-    stdout, stderr = runner.result(command) if runner is not None else _run(command)
+    if runner is not None:
+        stdout, stderr = runner.result(command)
+    else:
+        proc = subprocess.run(command, shell=True, capture_output=True, stdin=subprocess.DEVNULL)
+        stdout, stderr = proc.stdout, proc.stderr
     out = stdout.decode(kconf._encoding, errors="replace")
     err = stderr.decode(kconf._encoding, errors="replace")
     if err:

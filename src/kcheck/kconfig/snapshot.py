@@ -266,6 +266,8 @@ def _skeleton(meta: dict) -> CompatKconfig:
     kconf.kconfig_filenames = list(meta["kconfig_filenames"])
     kconf.env_vars = set(meta["env_vars"])
     kconf._parsing_kconfigs = False
+    kconf._config_text = None  # CompatKconfig serves a .config's text from here (tree.load_text)
+    kconf._guard = None
     kconf.choice_rules = meta["choice_rules"]
     kconf.assignment_order = {}
     kconf.transitional_names = frozenset(meta["transitional"])

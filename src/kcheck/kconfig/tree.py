@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import io
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -27,10 +26,10 @@ from pathlib import Path
 
 import kconfiglib
 
-from kcheck import dotconfig
+from kcheck import dotconfig, progress
 from kcheck.dotconfig import DotConfig
 from kcheck.errors import InputError, KcheckError
-from kcheck.kconfig import cache, snapshot
+from kcheck.kconfig import cache, snapshot, trust
 from kcheck.kconfig.compat import CompatKconfig, choice_rules_for
 from kcheck.kconfig.env import kconfig_env
 from kcheck.kconfig.why import state_of
@@ -67,15 +66,26 @@ def _assignment_lines(text: str, prefix: str, names) -> str:
 _ASSIGNMENT_PATTERNS: dict[str, re.Pattern] = {}
 
 
-def read_assignments(path: Path, plain: DotConfig | None = None) -> Mapping[str, tuple[str, int]]:
-    """Return symbol -> (value as written, 1-based line) of a ``.config`` (last one wins).
+def read_plain(path: Path, plain: DotConfig | None = None) -> DotConfig:
+    """The ``.config`` at ``path`` as the plain reader sees it, with its text.
 
-    ``plain`` is the same file already read by :mod:`kcheck.dotconfig`; the
-    check passes it so that a file is parsed once, not twice.
+    ``plain`` is the same file already read by :func:`kcheck.dotconfig.load`;
+    the check passes it so that a file is read and parsed once: Kconfig then
+    loads that same text (gzip and non-UTF-8 files included), never the path
+    again, so a file swapped in between cannot be read.
     """
+    if plain is not None and plain.text is not None:
+        return plain
     # An empty file is a valid input here (Kconfig then takes every default), unlike for the check.
-    config = plain if plain is not None else dotconfig.parse(dotconfig.read_bytes(path).decode("utf-8", "replace"), path)
-    return _Written(config.values)
+    text = dotconfig.read_bytes(path).decode("utf-8", "replace")
+    config = dotconfig.parse(text, path)
+    config.text = text
+    return config
+
+
+def read_assignments(path: Path, plain: DotConfig | None = None) -> Mapping[str, tuple[str, int]]:
+    """Return symbol -> (value as written, 1-based line) of a ``.config`` (last one wins)."""
+    return _Written(read_plain(path, plain).values)
 
 
 class _Written(Mapping):
@@ -110,12 +120,12 @@ class KconfigSource:
 
     mode = "kconfig"
 
-    def __init__(self, tree: KconfigTree, path: Path, written: Mapping[str, tuple[str, int]]):
+    def __init__(self, tree: KconfigTree, path: Path, written: Mapping[str, tuple[str, int]], text: str = ""):
         self.tree = tree
         self.path = path
         self.written = written
-        #: The file's text as kconfiglib reads it, kept for a tree rebuilt in part (None until read).
-        self.text: str | None = None
+        #: The file's text as read once; Kconfig loads it from here.
+        self.text = text
         self._states: dict[str, SymbolState] = {}
 
     def prepare(self, symbols) -> None:
@@ -191,9 +201,11 @@ class KconfigTree:
         n/empty/0 and symbols depending on them may differ from what
         ``make olddefconfig`` computes; everything else is exact.
 
-        Running as root, a tree owned by another user is never trusted with
-        root's shell (see :func:`untrusted_tree`): it is parsed as with
-        ``allow_shell=False`` and :attr:`shell_refused` says why.
+        A tree with any part another user controls (see
+        :mod:`kcheck.kconfig.trust`) never gets its probes run: it is parsed
+        as with ``allow_shell=False`` and :attr:`shell_refused` says why. An
+        ``arch`` that is not one of the tree's ``arch/*`` directories, or a
+        ``source`` that leaves the tree, is refused with a :class:`KcheckError`.
 
         A fresh parse is written to the cache when the process ends (see
         :mod:`kcheck.kconfig.cache`). ``use_cache=False`` always parses and
@@ -210,21 +222,26 @@ class KconfigTree:
         shell_refused = untrusted_tree(srctree) if allow_shell else None
         if shell_refused:
             allow_shell = False
-        env = kconfig_env(srctree, arch)
-        if (srctree / "arch").is_dir() and not (srctree / "arch" / env["SRCARCH"]).is_dir():
-            # A .config is read for the architecture its header names (as make would need ARCH= for it).
-            raise KcheckError(
-                f"{srctree} has no arch/{env['SRCARCH']} for ARCH={env['ARCH']} (the configuration's "
-                "architecture): pass the kernel sources for it with --kernel-dir, or --no-kconfig"
-            )
+        check_arch(srctree, arch or os.environ.get("ARCH"))
+        env = kconfig_env(srctree, arch, run_tools=allow_shell)
+        check_arch(srctree, env["ARCH"], env["SRCARCH"])
         entry_path = cache.entry_path(srctree, env["ARCH"], allow_shell)
         entry, note = (cache.load(entry_path, str(srctree), env["ARCH"], allow_shell, env)
                        if use_cache else (None, None))
         if entry is not None:
             tree = cls(srctree, env["ARCH"], env, allow_shell=allow_shell, from_cache=True, lazy=entry.lazy())
         else:
-            tree = cls(srctree, env["ARCH"], env, _parse(srctree, env, allow_shell), allow_shell=allow_shell,
-                       from_cache=False)
+            with progress.step(f"reading the Kconfig files of Linux {env['KERNELVERSION']} in {srctree} for ARCH={env['ARCH']}",
+                               how_often="once per tree; later runs use the cache" if use_cache else "not cached"):
+                try:
+                    kconf = _parse(srctree, env, allow_shell)
+                except trust.Untrusted as exc:
+                    # A file or directory on the way belongs to someone else: none of its
+                    # probes ran (the check comes first); parse again running none at all.
+                    shell_refused, allow_shell = exc.reason, False
+                    env = kconfig_env(srctree, arch, run_tools=False)
+                    kconf = _parse(srctree, env, allow_shell)
+            tree = cls(srctree, env["ARCH"], env, kconf, allow_shell=allow_shell, from_cache=False)
             if use_cache:
                 tree._store_later()
         tree.cache_note = note
@@ -237,8 +254,8 @@ class KconfigTree:
         ``plain``, when given, is the file as :func:`kcheck.dotconfig.load` read it.
         """
         config_path = Path(config_path)
-        written = read_assignments(config_path, plain)
-        source = KconfigSource(self, config_path, written)
+        config = read_plain(config_path, plain)
+        source = KconfigSource(self, config_path, _Written(config.values), config.text or "")
         self._load(source)
         return source
 
@@ -303,20 +320,14 @@ class KconfigTree:
         A tree rebuilt in part knows a fraction of the symbols a ``.config``
         assigns; kconfiglib would skip the other lines one by one as
         undefined. Lines are picked with kconfiglib's own patterns, in file
-        order, duplicates included, from the text as kconfiglib reads it.
+        order, duplicates included, from the text the plain reader read.
         """
         kconf = self._kconf
+        text = _assignment_lines(source.text, kconf.config_prefix, kconf.syms)
         try:
-            if source.text is None:
-                with kconfiglib.Kconfig._open_config(kconf, str(source.path)) as fh:
-                    source.text = fh.read()
-            text = _assignment_lines(source.text, kconf.config_prefix, kconf.syms)
-            kconf._open_config = lambda _filename: io.StringIO(text)
-            kconf.load_config(str(source.path), replace=replace)
+            load_text(kconf, str(source.path), text, replace=replace)
         except (OSError, kconfiglib.KconfigError) as exc:
             raise InputError(f"{source.path}: cannot load the configuration ({exc})") from None
-        finally:
-            kconf.__dict__.pop("_open_config", None)
 
     def _activate(self, source: KconfigSource) -> None:
         if self._active is not source:
@@ -330,7 +341,7 @@ class KconfigTree:
             self._load_lines(source, replace=True)
         else:
             try:
-                kconf.load_config(str(source.path), replace=True)
+                load_text(kconf, str(source.path), source.text)
             except (OSError, kconfiglib.KconfigError) as exc:
                 raise InputError(f"{source.path}: cannot load the configuration ({exc})") from None
         if kconf.choice_rules or (self._lazy is not None and not self._lazy.complete):
@@ -342,36 +353,67 @@ class KconfigTree:
 
 
 def untrusted_tree(srctree: Path) -> str | None:
-    """Why root must not run ``srctree``'s ``$(shell,...)`` commands, or None when it may.
+    """Why ``srctree``'s ``$(shell,...)`` commands must not run for this user, or None when they may.
 
-    A Kconfig tree's probes are shell commands its owner wrote. Running as
-    root, kcheck runs them only when the tree (its directory and top Kconfig
-    file) belongs to root or to the user who invoked kcheck (``SUDO_UID``):
-    otherwise the owner of a user-owned ``/usr/src/linux`` could have root run
-    anything at the next emerge, the same reasoning as git's
-    ``safe.directory``. Not running as root, nothing is gained: the commands
-    run with the rights their owner could use anyway.
+    The tree's directory and top Kconfig file are checked here, before
+    anything is parsed; every other file the parse reads (and every directory
+    above it) is checked as it is reached, before any of its probes can run
+    (:mod:`kcheck.kconfig.trust`).
     """
-    if os.geteuid() != 0:
-        return None
-    trusted = {0, os.getuid()}
-    with contextlib.suppress(ValueError):
-        trusted.add(int(os.environ.get("SUDO_UID", "")))
-    for path in (srctree, srctree / "Kconfig"):
-        try:
-            owner = os.stat(path).st_uid
-        except OSError:
+    return trust.TrustGuard(srctree).check(srctree / "Kconfig")
+
+
+#: What an architecture name may look like (arch/ directory names of every Linux release).
+_ARCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def check_arch(srctree: Path, arch: str | None, src_arch: str | None = None) -> None:
+    """Refuse an architecture that is not one of the tree's own ``arch/*`` directories.
+
+    The arch comes from a ``.config`` header another user may have written
+    (``# Linux/../../tmp/x 6.1.0 Kernel Configuration``), and Kconfig sources
+    ``arch/$(SRCARCH)/Kconfig``: a name that is a path would pick a Kconfig file,
+    and its ``$(shell,...)`` commands, outside the tree.
+    """
+    for name in (arch, src_arch):
+        if name is None:
             continue
-        if owner not in trusted:
-            return (
-                f"{path} belongs to uid {owner}, not to root or the invoking user: its $(shell,...) Kconfig probes were not run "
-                "(toolchain-dependent symbols read as n); run kcheck as that user for an exact evaluation"
+        if not _ARCH_NAME.fullmatch(name):
+            raise KcheckError(
+                f"ARCH={name!r} (from the configuration's header or $ARCH) is not an architecture name; "
+                f"fix the '# Linux/<arch> ...' line of the configuration, or pass --no-kconfig"
             )
-    return None
+    if src_arch is None:
+        return
+    try:
+        arches = {entry.name for entry in os.scandir(srctree / "arch") if entry.is_dir(follow_symlinks=False)}
+    except FileNotFoundError:
+        return  # a tree without arch/ (a test tree) sources no arch Kconfig
+    except OSError as exc:
+        raise KcheckError(f"{srctree / 'arch'} cannot be read ({exc.strerror}); check the kernel tree") from None
+    if src_arch not in arches:
+        # A .config is read for the architecture its header names (as make would need ARCH= for it).
+        raise KcheckError(
+            f"{srctree} has no arch/{src_arch} for ARCH={arch} (the configuration's "
+            "architecture): pass the kernel sources for it with --kernel-dir, or --no-kconfig"
+        )
+
+
+def load_text(kconf, filename: str, text: str, *, replace: bool = True) -> None:
+    """``kconf.load_config(filename)``, reading ``text`` instead of the file (see :func:`read_plain`)."""
+    kconf._config_text = (filename, text)
+    try:
+        kconf.load_config(filename, replace=replace)
+    finally:
+        kconf._config_text = None
 
 
 def _parse(srctree: Path, env: Mapping[str, str], allow_shell: bool):
-    """Parse ``srctree``'s Kconfig with the compat layer in ``env``; errors name file and line."""
+    """Parse ``srctree``'s Kconfig with the compat layer in ``env``; errors name file and line.
+
+    Raises :class:`kcheck.kconfig.trust.Untrusted` when a file the parse
+    reaches belongs to someone else (before any of its probes ran).
+    """
     # The parse makes ~300k objects that live as long as the process: collecting while it
     # runs only walks them again and again (a third of the parse's time on Linux 6.1).
     collecting = gc.isenabled()
@@ -379,7 +421,8 @@ def _parse(srctree: Path, env: Mapping[str, str], allow_shell: bool):
     with _environment(env):
         try:
             kconf = CompatKconfig("Kconfig", warn_to_stderr=False, allow_shell=allow_shell,
-                                  choice_rules=choice_rules_for(srctree, env["KERNELVERSION"]))
+                                  choice_rules=choice_rules_for(srctree, env["KERNELVERSION"]),
+                                  guard=trust.TrustGuard(srctree))
         except kconfiglib.KconfigError as exc:
             message = " ".join(str(exc).split())
             raise KcheckError(

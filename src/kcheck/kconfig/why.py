@@ -224,4 +224,5 @@ def state_of(kconf, name: str, written: tuple[str, int] | None) -> SymbolState:
         written=value_written,
         exists=True,
         note=value_note(sym, value_written),
+        type=kconfiglib.TYPE_TO_STR[sym.orig_type],
     )

@@ -1,15 +1,21 @@
-"""Installed-package facts, read through Portage's own API.
+"""Installed-package facts, read through Portage itself.
 
 Portage's installed-package database (the "vdb", ``<root>/var/db/pkg``)
 changed format in 3.0.82 (a consolidated ``metadata`` file may replace the
-per-field files), so kcheck never reads it by hand: it opens the vartree
-with ``portage.create_trees`` against the root being checked and asks
-``match()`` / ``aux_get()``. ``COUNTER`` orders merges on one root (each merge
-takes the next value); ``BUILD_TIME`` is when the package was built, which for
-a source merge is the merge itself.
+per-field files), so kcheck never reads it by hand. Two ways in, in order:
 
-The ``portage`` module is imported on first use only, and its absence is a
-fact (:attr:`PortageFacts.reason`), not an error.
+1. Portage's Python API: ``portage.create_trees`` against the root being
+   checked, then the vartree's ``match()`` / ``aux_get()`` / contents;
+2. Portage's own command line, ``portageq`` (``match``, ``metadata ...
+   installed``, ``contents``, ``owners``), present on every Gentoo system:
+   kcheck installed with pip or pipx cannot import the system's ``portage``
+   but can still ask it.
+
+``COUNTER`` orders merges on one root (each merge takes the next value);
+``BUILD_TIME`` is when the package was built, which for a source merge is the
+merge itself. When neither way works the facts say why
+(:attr:`PortageFacts.reason`): "unknown", which the callers must never read
+as "nothing installed".
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import fnmatch
 import functools
 import os
+import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,44 +55,143 @@ class InstalledPackage:
         return self.cpv
 
 
+class _Api:
+    """The vartree through Portage's Python API."""
+
+    via = "Portage's Python API"
+
+    def __init__(self, vardb: object) -> None:
+        self.db = vardb
+
+    def match(self, pattern: str) -> list[str]:
+        if any(c in pattern for c in "*?["):
+            names = [cp for cp in self.db.cp_all() if fnmatch.fnmatchcase(cp, pattern)]
+        else:
+            names = [pattern]
+        return [str(cpv) for cp in names for cpv in self.db.match(cp)]
+
+    def aux(self, cpv: str, keys: list[str]) -> list[str]:
+        return list(self.db.aux_get(cpv, keys))
+
+    def contents(self, cpv: str) -> list[str]:
+        eroot = self.db.settings["EROOT"].rstrip("/")
+        return sorted(path[len(eroot):] for path in self.db._dblink(cpv).getcontents())
+
+    def owners(self, paths: list[str]) -> list[str]:
+        return sorted(str(link.mycpv) for link in self.db._owners.get_owners(paths))
+
+
+class _Portageq:
+    """The vartree through ``portageq``: one short process per question (about 0.3 s each)."""
+
+    via = "portageq"
+
+    def __init__(self, exe: str, root: Path, stub: str) -> None:
+        self.exe, self.root = exe, root
+        # EPREFIX="": the root's own layout, as the API route opens it; the stub repository keeps
+        # portageq from reading (or warning about) the machine's repositories.
+        self.env = dict(
+            os.environ,
+            EPREFIX="",
+            ROOT=str(root),
+            PORTAGE_CONFIGROOT=str(root),
+            PORTAGE_REPOSITORIES=f"[DEFAULT]\nmain-repo = kcheck-stub\n[kcheck-stub]\nlocation = {stub}\n",
+        )
+        self.eroot = str(root).rstrip("/") + "/"
+
+    def run(self, *args: str, ok: tuple[int, ...] = (0,)) -> str:
+        proc = subprocess.run([self.exe, *args], capture_output=True, text=True, env=self.env, timeout=120)
+        if proc.returncode not in ok:
+            raise PortageUnavailable(f"portageq {args[0]} failed ({proc.stderr.strip().splitlines()[-1:] or proc.returncode})")
+        return proc.stdout
+
+    def match(self, pattern: str) -> list[str]:
+        return self.run("match", self.eroot, pattern).split()
+
+    def aux(self, cpv: str, keys: list[str]) -> list[str]:
+        lines = self.run("metadata", self.eroot, "installed", cpv, *keys).split("\n")
+        return (lines + [""] * len(keys))[: len(keys)]
+
+    def contents(self, cpv: str) -> list[str]:
+        prefix = self.eroot.rstrip("/")
+        return [line[len(prefix):] for line in self.run("contents", self.eroot, cpv).splitlines() if line.startswith(prefix)]
+
+    def owners(self, paths: list[str]) -> list[str]:
+        # Exit status 1 means "no owner": an answer, not a failure.
+        out = self.run("owners", self.eroot, *(self.eroot.rstrip("/") + p for p in paths), ok=(0, 1))
+        return sorted(line for line in out.splitlines() if line and not line.startswith("\t"))
+
+
+class PortageUnavailable(Exception):
+    """Portage could not answer (the message says why)."""
+
+
 class PortageFacts:
     """The installed packages of one root, or the reason they cannot be known."""
 
-    def __init__(self, root: Path, vardb: object | None, reason: str | None) -> None:
+    def __init__(self, root: Path, backend: _Api | _Portageq | None, reason: str | None) -> None:
         self.root = root
-        self._vardb = vardb
+        self._backend = backend
         #: Why Portage facts are unavailable (None when they are available).
         self.reason = reason
+        #: Answers derived from these facts, kept for the process (each portageq question costs a process).
+        self.memo: dict[str, object] = {}
 
     @property
     def available(self) -> bool:
         """True when Portage could be asked about this root."""
-        return self._vardb is not None
+        return self._backend is not None
+
+    @property
+    def via(self) -> str | None:
+        """How Portage was asked: "Portage's Python API", "portageq", or None."""
+        return self._backend.via if self._backend is not None else None
 
     def installed(self, pattern: str) -> list[InstalledPackage]:
         """Installed packages whose ``category/name`` matches ``pattern``.
 
         ``pattern`` is a ``category/name`` with optional shell wildcards
         (``sys-kernel/*-sources``); the result is ordered by merge (COUNTER).
-        Empty when Portage is unavailable.
+        Empty when Portage is unavailable (check :attr:`available`).
         """
-        if self._vardb is None:
+        if self._backend is None:
             return []
-        db = self._vardb
-        if any(c in pattern for c in "*?["):
-            names = [cp for cp in db.cp_all() if fnmatch.fnmatchcase(cp, pattern)]
-        else:
-            names = [pattern]
-        found = []
-        for cp in names:
-            for cpv in db.match(cp):
-                found.append(self._package(cp, cpv))
-        return sorted(found, key=lambda p: p.counter)
+        try:
+            return sorted((self._package(cpv) for cpv in self._backend.match(pattern)), key=lambda p: p.counter)
+        except (PortageUnavailable, OSError, subprocess.SubprocessError) as exc:
+            self._fail(exc)
+            return []
 
-    def _package(self, cp: str, cpv: str) -> InstalledPackage:
-        counter, build_time, use, iuse, repo = self._vardb.aux_get(cpv, list(_AUX_KEYS))
+    def contents(self, package: InstalledPackage) -> list[str]:
+        """The paths ``package`` installed, as absolute paths inside the root (empty when unknown)."""
+        if self._backend is None:
+            return []
+        try:
+            return self._backend.contents(package.cpv)
+        except (PortageUnavailable, OSError, subprocess.SubprocessError, KeyError) as exc:
+            self._fail(exc)
+            return []
+
+    def owners(self, paths: list[str]) -> list[InstalledPackage]:
+        """The installed packages that own ``paths`` (absolute paths inside the root)."""
+        if self._backend is None or not paths:
+            return []
+        try:
+            return [self._package(cpv) for cpv in self._backend.owners(paths)]
+        except (PortageUnavailable, OSError, subprocess.SubprocessError, KeyError) as exc:
+            self._fail(exc)
+            return []
+
+    def _fail(self, exc: Exception) -> None:
+        # One failed question makes every later answer suspect: from here on the facts are unknown.
+        self.reason = f"{self.via} stopped answering ({exc})"
+        self._backend = None
+
+    def _package(self, cpv: str) -> InstalledPackage:
+        counter, build_time, use, iuse, repo = self._backend.aux(cpv, list(_AUX_KEYS))
         # Portage hands out str subclasses that misbehave under str(); keep plain strings.
-        cpv, cp = str(cpv), str(cp)
+        cpv = str(cpv)
+        cp = _cp(cpv)
         return InstalledPackage(
             cpv=cpv,
             cp=cp,
@@ -94,8 +201,18 @@ class PortageFacts:
             use=frozenset(use.split()),
             # IUSE carries defaults as +flag / -flag; the flag's name is what counts.
             iuse=frozenset(flag.lstrip("+-") for flag in iuse.split()),
-            repo=repo,
+            repo=repo.strip(),
         )
+
+
+def _cp(cpv: str) -> str:
+    """``sys-fs/aufs3-3_p20160219`` -> ``sys-fs/aufs3`` (the version starts at the first ``-<digit>``)."""
+    category, _, pf = cpv.partition("/")
+    parts = pf.split("-")
+    for i in range(1, len(parts)):
+        if parts[i][:1].isdigit():
+            return f"{category}/{'-'.join(parts[:i])}"
+    return cpv
 
 
 def _int(text: str) -> int:
@@ -105,14 +222,24 @@ def _int(text: str) -> int:
         return 0
 
 
+def portageq_command() -> str | None:
+    """The ``portageq`` kcheck would run: the one on PATH, else Gentoo's own."""
+    return shutil.which("portageq") or next((p for p in ("/usr/bin/portageq",) if os.access(p, os.X_OK)), None)
+
+
+#: Stub repository directories made for portageq, removed when the process exits.
+_STUBS: list[tempfile.TemporaryDirectory] = []
+
+
 @functools.lru_cache(maxsize=8)
 def portage_facts(root: Path = Path("/")) -> PortageFacts:
     """Open the installed-package database of ``root`` through Portage.
 
     ``root`` is both Portage's config root and target root (kcheck's
     ``--root``, an ``EROOT`` inside an ebuild). Opened once per root per
-    process; when ``portage`` cannot be imported, or the root has no
-    installed-package database, the result says why instead of failing.
+    process: through the ``portage`` module when it imports, else through
+    ``portageq``; when neither works, or the root has no installed-package
+    database, the result says why instead of failing.
     """
     root = Path(root)
     # Checked first: on another distribution kcheck need not pay for importing Portage.
@@ -121,7 +248,7 @@ def portage_facts(root: Path = Path("/")) -> PortageFacts:
     try:
         import portage
     except ImportError as exc:
-        return PortageFacts(root, None, f"Portage is not installed here ({exc})")
+        return _through_portageq(root, f"the portage module cannot be imported here ({exc})")
     # A stub repository keeps Portage from looking for the user's (or the
     # build machine's) repositories: only the installed packages matter here.
     with tempfile.TemporaryDirectory(prefix="kcheck-repo-") as stub:
@@ -135,4 +262,18 @@ def portage_facts(root: Path = Path("/")) -> PortageFacts:
         except (portage.exception.PortageException, OSError, ValueError) as exc:
             return PortageFacts(root, None, f"Portage cannot read its configuration under {root} ({exc})")
     vardb = trees[trees._target_eroot]["vartree"].dbapi
-    return PortageFacts(root, vardb, None)
+    return PortageFacts(root, _Api(vardb), None)
+
+
+def _through_portageq(root: Path, why: str) -> PortageFacts:
+    exe = portageq_command()
+    if exe is None:
+        return PortageFacts(root, None, f"{why}, and portageq is not on PATH: installed packages unknown")
+    stub = tempfile.TemporaryDirectory(prefix="kcheck-repo-")
+    _STUBS.append(stub)
+    backend = _Portageq(exe, root, stub.name)
+    try:
+        backend.run("vdb_path")
+    except (PortageUnavailable, OSError, subprocess.SubprocessError) as exc:
+        return PortageFacts(root, None, f"{why}, and {exe} does not answer ({exc}): installed packages unknown")
+    return PortageFacts(root, backend, None)

@@ -16,6 +16,10 @@ Output is one message per line, ``<level> <text>`` with level ``error``,
 ``warn`` or ``info``; the bash side hands them to ``eerror``, ``ewarn`` and
 ``elog`` so they land in emerge's "Messages for package" summary.
 
+``portage-hook run`` is bounded in time (``--timeout``, ``KCHECK_HOOK_TIMEOUT``,
+60 s by default): the work runs in a child process group that is stopped past
+the bound, with a warning, so a broken or hostile tree never stalls emerge.
+
 Snapshots live under ``<root>/var/lib/kcheck`` (0700, files 0600), written
 atomically under an exclusive ``flock`` so parallel merges cannot mix them,
 and opened with ``O_NOFOLLOW`` relative to the directory: root writes there,
@@ -27,10 +31,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import json
 import os
 import re
+import select
+import signal
 import stat
+import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -46,9 +54,10 @@ STATE_DIR = Path("var/lib/kcheck")
 #: The storage driver docker uses when daemon.json names none.
 DEFAULT_STORAGE_DRIVER = "overlay2"
 _PHASES = ("pre_pkg_setup", "post_pkg_postinst")
+#: Seconds ``portage-hook run`` may take before it gives up with a warning.
+DEFAULT_TIMEOUT = 60.0
 #: CATEGORY and PN as PMS allows them; anything else never reaches a file name.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.-]*$")
-_AUFS_MODULES = ("sys-fs/aufs3", "sys-fs/aufs4")
 _DOCKER = ("app-containers/docker", "app-emulation/docker")
 
 
@@ -89,6 +98,9 @@ def portage_hook(ctx: click.Context, show_snippet: bool) -> None:
 @click.option(
     "--build-dir", type=click.Path(file_okay=False, path_type=Path), help="Kernel build directory (KBUILD_OUTPUT)."
 )
+@click.option("--timeout", type=click.FloatRange(min=0), default=DEFAULT_TIMEOUT, show_default=True,
+              envvar="KCHECK_HOOK_TIMEOUT", metavar="SECONDS",
+              help="Give up (with a warning) after this long, so a broken tree never stalls emerge; 0: no limit.")
 def run(
     phase: str,
     category: str,
@@ -97,9 +109,11 @@ def run(
     root: Path,
     kernel_dir: Path | None,
     build_dir: Path | None,
+    timeout: float,
 ) -> None:
-    """Called by the bash hook; prints '<level> <message>' lines."""
-    for level, text in hook_messages(
+    """Called by the bash hook; prints '<level> <message>' lines. Always exits 0."""
+    work = functools.partial(
+        hook_messages,
         phase=phase,
         category=category,
         pn=pn,
@@ -107,9 +121,80 @@ def run(
         root=root,
         kernel_dir=kernel_dir,
         build_dir=build_dir,
-    ):
+    )
+    for level, text in within(timeout, work):
         for line in text.splitlines():
             click.echo(f"{level} {line}")
+
+
+def within(seconds: float, work) -> list[tuple[str, str]]:
+    """Run ``work()`` (which returns the hook's messages) in a child process, for at most ``seconds``.
+
+    The child gets its own process group; past the bound the group (the
+    check and any Kconfig probe it started) gets SIGTERM, then SIGKILL, and
+    the hook says so in a warning instead of stalling the merge. ``0`` means
+    no bound (``work`` runs here).
+    """
+    if not seconds:
+        return work()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into click
+        status = 0
+        try:
+            os.close(read_end)
+            os.setpgid(0, 0)
+            try:
+                messages = work()
+            except KcheckError as exc:
+                messages = [("warn", exc.message)]
+            with os.fdopen(write_end, "w", encoding="utf-8") as out:
+                json.dump(messages, out)
+        except BaseException:  # noqa: BLE001 - the parent reports a silent child
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    deadline = time.monotonic() + seconds
+    chunks = []
+    with os.fdopen(read_end, "rb") as pipe:
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                ready = select.select([pipe], [], [], max(left, 0))[0] if left > 0 else []
+                if not ready:
+                    _stop(pid)
+                    return [("warn", f"the check did not finish within {seconds:g} s and was stopped; the merge goes "
+                                     "on (run 'kcheck' by hand, or set KCHECK_HOOK_TIMEOUT to allow longer)")]
+                chunk = os.read(pipe.fileno(), 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except BaseException:
+            _stop(pid)  # interrupted (Ctrl-C in emerge): the child's own group would not see it
+            raise
+    os.waitpid(pid, 0)
+    try:
+        messages = json.loads(b"".join(chunks))
+        return [(str(level), str(text)) for level, text in messages]
+    except (ValueError, TypeError):
+        return [("warn", "the check stopped without an answer; the merge goes on (run 'kcheck' by hand)")]
+
+
+def _stop(pid: int) -> None:
+    """End the child's process group: SIGTERM (the parse cleans up), then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    for _ in range(40):
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            break
+        time.sleep(0.05)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)  # probes the child started and left behind
 
 
 def hook_messages(
@@ -129,14 +214,18 @@ def hook_messages(
     """
     if not (_NAME_RE.match(category) and _NAME_RE.match(pn)):
         return [("warn", f"ignoring a package name kcheck cannot use: {category}/{pn}")]
+    if not Path(root).is_absolute():
+        # An empty or relative EROOT would put /var/lib/kcheck below the current directory.
+        return [("warn", f"--root {str(root)!r} is not an absolute path (EROOT unset?); nothing checked")]
     cp = f"{category}/{pn}"
     tree = kernel_dir or root / "usr" / "src" / "linux"
+    aufs_module = is_aufs_module_name(cp, root)
     try:
         if cp in _DOCKER:
             return _docker_messages(root, kernel_dir) if phase == "post_pkg_postinst" else []
-        if cp in _AUFS_MODULES and merge_type == "binary":
+        if aufs_module and merge_type == "binary":
             return []
-        if cp in _AUFS_MODULES or (category == "sys-kernel" and pn.endswith("-sources")):
+        if aufs_module or (category == "sys-kernel" and pn.endswith("-sources")):
             with StateStore(root) as store:
                 if phase == "pre_pkg_setup":
                     store.save(cp, _snapshot(tree, build_dir))
@@ -145,6 +234,24 @@ def hook_messages(
     except KcheckError as exc:
         return [("warn", exc.message)]
     return []
+
+
+def is_aufs_module_name(cp: str, root: Path) -> bool:
+    """True when merging ``cp`` may patch the kernel tree for aufs or build aufs.ko.
+
+    Any package with aufs in its name (``sys-fs/aufs3``, ``sys-fs/aufs4``, an
+    overlay's ``sys-fs/aufs6``) except kernel sources and ``aufs-util``, and
+    any package named in ``KCHECK_AUFS_PACKAGES`` or ``/etc/kcheck/aufs-packages``.
+    Once merged, the package's own files decide (:func:`kcheck.portage.aufs_state.aufs_packages`).
+    """
+    from kcheck.portage.aufs_state import extra_names
+
+    category, _, pn = cp.partition("/")
+    if category == "sys-kernel" and pn.endswith("-sources"):
+        return False
+    if "aufs" in pn and not pn.startswith("aufs-util"):
+        return True
+    return cp in extra_names(root)
 
 
 def _snapshot(tree: Path, build_dir: Path | None) -> dict:
@@ -168,14 +275,49 @@ def _aufs_messages(
     facts = portage_facts(root)
     packages = aufs_packages(facts)
     after = read_tree(tree, build_dir)
-    changes = diff(TreeEvidence.from_dict(before["evidence"]), after) if before else []
-    if not (changes or after.patched or packages.modules):
+    earlier = _evidence(before)
+    changes = diff(earlier, after) if earlier else []
+    if not (changes or after.patched or after.partial or after.lost or packages.modules):
         # Kernel sources without any aufs involvement: nothing for this hook to say.
         return []
     messages = [("info", change) for change in changes]
+    if before is not None and earlier is None:
+        messages.append(("info", "ignored the snapshot taken before this merge: kcheck cannot read it (from another "
+                                 "kcheck version?), so what this merge changed is not shown"))
     findings = assess(root, tree, build_dir, facts)
     messages += _finding_messages(findings)
     return messages
+
+
+#: What each field of a snapshot's evidence may hold (its annotation in TreeEvidence).
+_EVIDENCE_TYPES = {
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float | None": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
+    "str | None": lambda v: v is None or isinstance(v, str),
+    "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+}
+
+
+def _evidence(before: dict | None):
+    """The snapshot's TreeEvidence, or None when there is none or it is stale, foreign or damaged."""
+    from dataclasses import MISSING, fields
+
+    from kcheck.portage.aufs_state import TreeEvidence
+
+    data = before.get("evidence") if isinstance(before, dict) else None
+    if not isinstance(data, dict):
+        return None
+    for f in fields(TreeEvidence):
+        if f.name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                return None
+            continue
+        valid = _EVIDENCE_TYPES.get(str(f.type))
+        if valid is None or not valid(data[f.name]):
+            return None
+    return TreeEvidence.from_dict(data)
 
 
 def _finding_messages(findings: list[Finding]) -> list[tuple[str, str]]:
@@ -184,6 +326,9 @@ def _finding_messages(findings: list[Finding]) -> list[tuple[str, str]]:
         if f.check == "aufs-reboot":
             if f.status is Status.OK:
                 messages.append(("info", f.reason))
+            elif f.reason.startswith("do not build"):
+                # Re-merged sources: the kernel built before keeps its patch; the next build is the danger.
+                messages.append(("error", f.reason.split("; left to do", 1)[0]))
             else:
                 messages.append(("error", "do not reboot yet: aufs will not load until the steps above are done"))
             continue
@@ -201,13 +346,14 @@ def storage_driver(root: Path) -> tuple[str, str | None]:
     Read from ``<root>/etc/docker/daemon.json`` (``"storage-driver"``); docker
     picks overlay2 when none is named.
     """
+    from kcheck.host.docker import load_daemon_json
+
     path = root / "etc" / "docker" / "daemon.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return DEFAULT_STORAGE_DRIVER, None
-    except (OSError, ValueError) as exc:
-        return DEFAULT_STORAGE_DRIVER, f"cannot read {path} ({exc}); assuming {DEFAULT_STORAGE_DRIVER}"
+        data = load_daemon_json(path)
+    except KcheckError as exc:
+        # Bounded and depth-safe: a FIFO or a hostile file must not stall or crash the merge.
+        return DEFAULT_STORAGE_DRIVER, f"{exc.message}; assuming {DEFAULT_STORAGE_DRIVER}"
     driver = data.get("storage-driver") if isinstance(data, dict) else None
     if not isinstance(driver, str) or not driver:
         return DEFAULT_STORAGE_DRIVER, None

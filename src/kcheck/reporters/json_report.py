@@ -28,6 +28,7 @@ def finding_dict(finding: Finding) -> dict:
         "reason": finding.reason,
         "detail": finding.detail,
         "fix": finding.fix,
+        "source": finding.source,
     }
 
 

@@ -49,7 +49,11 @@ def render(report: Report, *, verbose: bool = False, strict: bool = False) -> st
     if report.kernel_version:
         out.append(f"kernel {report.kernel_version.release} (from {report.kernel_version.source})")
     else:
-        out.append("kernel version unknown: only version-independent rules were applied")
+        skipped = report.unapplied_rules()
+        why = "no version header in the file, no kernel tree" if report.tree is None else f"neither the file nor {report.tree} says"
+        out.append(click.style(
+            f"kernel version unknown ({why}): {skipped} version-dependent "
+            f"rule{'s' if skipped != 1 else ''} not applied; pass --kernel-version V to apply them", fg="yellow"))
     if report.mode == "plain":
         out.append("plain reader: values as written in the file, Kconfig dependencies not evaluated")
     else:
@@ -66,6 +70,10 @@ def render(report: Report, *, verbose: bool = False, strict: bool = False) -> st
         held = sum(f.status is Status.OK and f.expected is not None for f in findings)
         total = sum(f.status is not Status.SKIP and f.expected is not None for f in findings)
         tally = f"{held} of {total} hold" if total else "needs nothing from the kernel configuration"
+        # Checks beyond the configuration (an aufs rebuild, say) fail too: the tally must not read as all clear.
+        other = sum(f.status is Status.FAIL and f.expected is None for f in findings)
+        if other:
+            tally += f"; {other} other check{'s' if other != 1 else ''} fail{'s' if other == 1 else ''}"
         out.append("")
         out.append(click.style(profile, bold=True) + f": {tally}")
         group = None
@@ -97,8 +105,16 @@ def _verdict(report: Report, strict: bool) -> str:
     failed = [f for f in report.findings if f.status is Status.FAIL]
     warned = [f for f in report.findings if f.status is Status.WARN and f.severity is Severity.RECOMMENDED]
     what = " + ".join(report.profiles)
-    if report.failed(strict):
-        names = ", ".join(dict.fromkeys(f.symbol or f.check for f in failed + (warned if strict else [])))
-        return click.style(f"NOT READY for {what}: {names}", fg="red", bold=True)
-    tail = f" ({len(warned)} recommended item{'s' if len(warned) != 1 else ''} missing)" if warned else ""
-    return click.style(f"READY for {what}{tail}", fg="green", bold=True)
+    skipped = report.unapplied_rules()
+    # Rules that were never applied are a warning on the verdict itself, not a footnote above it.
+    unknown = f"kernel version unknown: {skipped} rule{'s' if skipped != 1 else ''} not applied" if skipped else ""
+    if report.exit_status(strict):
+        names = list(dict.fromkeys(f.symbol or f.check for f in failed + (warned if strict else [])))
+        if strict and unknown:
+            names.append(f"({unknown})")
+        return click.style(f"NOT READY for {what}: {', '.join(names)}", fg="red", bold=True)
+    notes = [unknown] if unknown else []
+    if warned:
+        notes.append(f"{len(warned)} recommended item{'s' if len(warned) != 1 else ''} missing")
+    tail = f" ({'; '.join(notes)})" if notes else ""
+    return click.style(f"READY for {what}{tail}", fg="yellow" if unknown else "green", bold=True)

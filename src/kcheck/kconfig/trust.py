@@ -1,0 +1,128 @@
+"""Whose ``$(shell,...)`` may kcheck run? Only a tree's whose every part the user trusts.
+
+A Kconfig tree's probes are shell commands written in its files. kcheck runs
+them only when every Kconfig file the parse reads, every directory from the
+tree's top down to that file, and every file of the tree a probe command
+names (``$(srctree)/scripts/cc-version.sh``) belongs to root or to the user
+running kcheck (or the one who invoked it through sudo, ``SUDO_UID``) and is
+not writable by every user. Otherwise the owner of one ``fs/`` directory in a
+root-owned ``/usr/src/linux`` could have root run anything at the next emerge
+(the reasoning of git's ``safe.directory``).
+
+Each file is checked before anything of it is used: when the parse enters
+it, and before a probe command naming it is started. A failed check raises
+:class:`Untrusted`; :meth:`kcheck.kconfig.tree.KconfigTree.load` then parses
+again without running any probe, and says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+
+class Untrusted(Exception):
+    """A file or directory of the tree belongs to another user (``reason`` says which)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def trusted_uids() -> set[int]:
+    """root, this user, and the user who invoked kcheck through sudo."""
+    uids = {0, os.geteuid()}
+    with contextlib.suppress(ValueError):
+        uids.add(int(os.environ.get("SUDO_UID", "")))
+    return uids
+
+
+class TrustGuard:
+    """Checks the paths of one tree against :func:`trusted_uids` (results cached per path)."""
+
+    def __init__(self, srctree: Path | str) -> None:
+        self.srctree = os.path.realpath(srctree)
+        self.uids = trusted_uids()
+        self._checked: dict[str, str | None] = {}
+
+    def check(self, path: Path | str) -> str | None:
+        """Why ``path`` (in the tree) and the directories above it up to the tree are not trusted, or None."""
+        return self._check_real(os.path.realpath(path), path)
+
+    def check_open(self, real: str, info: os.stat_result) -> str | None:
+        """:meth:`check` for a file already open: ``real`` is its resolved path, ``info`` its ``fstat``."""
+        if real == self.srctree:
+            return self._verdict(real, info)
+        return self._check_real(os.path.dirname(real), real) or self._verdict(real, info)
+
+    def _check_real(self, real: str, shown: Path | str) -> str | None:
+        if real != self.srctree and not real.startswith(self.srctree + os.sep):
+            return f"{shown} is outside the kernel tree {self.srctree}: its $(shell,...) Kconfig probes were not run"
+        # Walk up to the nearest path judged before (or the tree's top), then judge the rest top down:
+        # an untrusted directory makes everything below it untrusted.
+        chain = []
+        current = real
+        while current not in self._checked:
+            chain.append(current)
+            if current == self.srctree:
+                break
+            current = os.path.dirname(current)
+        reason = self._checked.get(current)
+        for path in reversed(chain):
+            reason = reason or self._why(path)
+            self._checked[path] = reason
+        return reason
+
+    def require(self, path: Path | str) -> None:
+        """Raise :class:`Untrusted` unless :meth:`check` passes."""
+        reason = self.check(path)
+        if reason:
+            raise Untrusted(reason)
+
+    def require_script(self, path: Path | str) -> None:
+        """Raise :class:`Untrusted` unless the script ``path`` and every file beside it are trusted.
+
+        The tree's probe scripts run their neighbours (``scripts/cc-version.sh``
+        runs ``$(dirname $0)/min-tool-version.sh``): a script is only as
+        trustworthy as its directory's other files.
+        """
+        self.require(path)
+        directory = os.path.dirname(os.path.realpath(path))
+        key = directory + os.sep
+        if key not in self._checked:
+            self._checked[key] = None
+            try:
+                with os.scandir(directory) as entries:
+                    for entry in entries:
+                        reason = self._verdict(entry.path, entry.stat(follow_symlinks=False))
+                        if reason:
+                            self._checked[key] = reason
+                            break
+            except OSError:
+                pass
+        if self._checked[key]:
+            raise Untrusted(self._checked[key])
+
+    def _why(self, path: str) -> str | None:
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return None  # nothing there: nothing of it can run
+        return self._verdict(path, info)
+
+    def _verdict(self, path: str, info: os.stat_result) -> str | None:
+        if info.st_uid not in self.uids:
+            return (
+                f"{path} belongs to uid {info.st_uid}, not to root or the invoking user: the tree's $(shell,...) "
+                "Kconfig probes were not run (toolchain-dependent symbols read as n); run kcheck as that user "
+                "for an exact evaluation"
+            )
+        sticky_dir = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+        if info.st_mode & stat.S_IWOTH and not sticky_dir:
+            return (
+                f"{path} is writable by every user: the tree's $(shell,...) Kconfig probes were not run "
+                f"(toolchain-dependent symbols read as n); run 'chmod o-w {path}' for an exact evaluation"
+            )
+        return None

@@ -437,3 +437,20 @@ def test_pickled_entries_of_earlier_versions_are_removed(tree_dir, tmp_path):
     load(tree_dir)
     assert not old.exists()
     assert [p.suffix for p in cache_files(tmp_path)] == [cache.SUFFIX]
+
+
+@needs_root
+def test_a_tree_whose_probes_trust_refused_is_warm_until_the_file_is_fixed(tree_dir, tmp_path):
+    # The parse meets sub/Kconfig, another user's, and falls back to no probes: that parse is cached
+    # for the runs that allow probes too, while the file stays another user's.
+    sub = tree_dir / "sub" / "Kconfig"
+    os.chown(sub, NOBODY, NOBODY)
+    first = load(tree_dir)
+    assert not first.from_cache and not first.allow_shell and str(sub) in first.shell_refused
+    second = load(tree_dir)
+    assert second.from_cache and not second.allow_shell and str(sub) in second.shell_refused
+    assert values(second, tmp_path) == values(first, tmp_path)
+    os.chown(sub, 0, 0)
+    fixed = load(tree_dir)
+    assert not fixed.from_cache and fixed.allow_shell and fixed.shell_refused is None
+    assert load(tree_dir).from_cache

@@ -325,8 +325,13 @@ def load(path: Path, srctree: str, arch: str, allow_shell: bool, env: Mapping[st
 # Writing
 # ---------------------------------------------------------------------------------------------
 
-def serialize(kconf, srctree: str, arch: str, allow_shell: bool, env: Mapping[str, str]) -> bytes:
-    """Return the bytes of a cache entry for ``kconf`` (freshly parsed, no ``.config`` loaded)."""
+def serialize(kconf, srctree: str, arch: str, allow_shell: bool, env: Mapping[str, str],
+              refused: dict | None = None) -> bytes:
+    """Return the bytes of a cache entry for ``kconf`` (freshly parsed, no ``.config`` loaded).
+
+    ``refused`` records the file that stopped the probes of a parse that was
+    allowed to run them (see ``tree._refused_entry``).
+    """
     enabled = gc.isenabled()
     gc.disable()  # hundreds of thousands of short-lived lists: collecting them only costs time
     try:
@@ -338,6 +343,7 @@ def serialize(kconf, srctree: str, arch: str, allow_shell: bool, env: Mapping[st
         "options": _options(srctree, arch, allow_shell),
         "files": _file_stamps(srctree, kconf.kconfig_filenames) or [],
         "env": env_stamp(kconf.env_vars, env),
+        "refused": refused,
         "tree": tree,
     }
     meta_json = json.dumps(meta, separators=(",", ":")).encode()
@@ -350,7 +356,8 @@ def serialize(kconf, srctree: str, arch: str, allow_shell: bool, env: Mapping[st
     return header + body
 
 
-def store(path: Path, kconf, srctree: str, arch: str, allow_shell: bool, env: Mapping[str, str]) -> bool:
+def store(path: Path, kconf, srctree: str, arch: str, allow_shell: bool, env: Mapping[str, str],
+          refused: dict | None = None) -> bool:
     """Write the entry for ``kconf`` to ``path`` atomically; False when it cannot or must not be written.
 
     Never writes into a directory another user owns or can write, and never
@@ -363,7 +370,7 @@ def store(path: Path, kconf, srctree: str, arch: str, allow_shell: bool, env: Ma
         return False
     tmp = None
     try:
-        data = serialize(kconf, srctree, arch, allow_shell, env)
+        data = serialize(kconf, srctree, arch, allow_shell, env, refused)
         base = cache_base()
         for directory in reversed([path.parent, *path.parent.parents]):
             if directory == base or base in directory.parents:
@@ -421,7 +428,8 @@ def _background() -> bool:
     return os.environ.get("KCHECK_CACHE_BACKGROUND") == "1"
 
 
-def store_later(path: Path, kconf, srctree: str, arch: str, allow_shell: bool, env: Mapping[str, str]) -> None:
+def store_later(path: Path, kconf, srctree: str, arch: str, allow_shell: bool, env: Mapping[str, str],
+                refused: dict | None = None) -> None:
     """Have the entry written by the time kcheck exits (see the module docs).
 
     The entry is written by a child started now, so that on a machine with a
@@ -434,7 +442,7 @@ def store_later(path: Path, kconf, srctree: str, arch: str, allow_shell: bool, e
     if not _registered:
         atexit.register(flush)
         _registered.append(True)
-    job = (path, kconf, srctree, arch, allow_shell, dict(env))
+    job = (path, kconf, srctree, arch, allow_shell, dict(env), refused)
     if _in_worker():
         store(*job)  # a lint worker ends without running exit handlers: write now, leave nothing behind
         return

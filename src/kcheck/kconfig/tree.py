@@ -228,6 +228,10 @@ class KconfigTree:
         entry_path = cache.entry_path(srctree, env["ARCH"], allow_shell)
         entry, note = (cache.load(entry_path, str(srctree), env["ARCH"], allow_shell, env)
                        if use_cache else (None, None))
+        if entry is None and use_cache and allow_shell:
+            refused = _refused_entry(srctree, arch)
+            if refused is not None:
+                entry, env, shell_refused, allow_shell = *refused, False
         if entry is not None:
             tree = cls(srctree, env["ARCH"], env, allow_shell=allow_shell, from_cache=True, lazy=entry.lazy())
         else:
@@ -242,6 +246,7 @@ class KconfigTree:
                     env = kconfig_env(srctree, arch, run_tools=False)
                     kconf = _parse(srctree, env, allow_shell)
             tree = cls(srctree, env["ARCH"], env, kconf, allow_shell=allow_shell, from_cache=False)
+            tree.shell_refused = shell_refused
             if use_cache:
                 tree._store_later()
         tree.cache_note = note
@@ -274,7 +279,10 @@ class KconfigTree:
 
     def _store_later(self) -> None:
         entry_path = cache.entry_path(self.srctree, self.arch, self.allow_shell)
-        cache.store_later(entry_path, self._kconf, str(self.srctree), self.arch, self.allow_shell, self.env)
+        path = _refused_path(self.shell_refused) if self.shell_refused else None
+        refused = {"path": path, "reason": self.shell_refused} if path else None
+        cache.store_later(entry_path, self._kconf, str(self.srctree), self.arch, self.allow_shell, self.env,
+                          refused=refused)
 
     def _need(self, names) -> None:
         """Rebuild the Kconfig cones of ``names`` from the cache, if not done yet."""
@@ -350,6 +358,38 @@ class KconfigTree:
             # part has no invalidation graph yet (see kcheck.kconfig.snapshot).
             kconf._invalidate_all()
         self._active = source
+
+
+def _refused_entry(srctree: Path, arch: str | None):
+    """(entry, env, reason) of the cached no-probe parse of a tree whose files someone else controls, or None.
+
+    Such a tree is parsed without probes even when they are allowed (the
+    parse meets the file and falls back), so its only cache entry is the
+    no-probe one, which records the file that stopped the probes. It stands
+    for the allowed parse while that file still fails the trust rule; once
+    fixed, the tree is parsed again with its probes.
+    """
+    env = kconfig_env(srctree, arch, run_tools=False)
+    entry, _ = cache.load(cache.entry_path(srctree, env["ARCH"], False), str(srctree), env["ARCH"], False, env)
+    refused = entry.meta.get("refused") if entry is not None else None
+    if not isinstance(refused, dict) or not isinstance(refused.get("path"), str):
+        return None
+    try:
+        info = os.lstat(refused["path"])
+    except OSError:
+        return None  # gone: parse again, with the probes if nothing else stops them
+    # Judged as the parse judged it: the file itself (a symlink is not followed), then its directories.
+    reason = trust.TrustGuard(srctree).check_open(refused["path"], info)
+    return (entry, env, reason) if reason else None
+
+
+_TRUST_PHRASES = (" belongs to uid ", " is writable by every user", " is outside the kernel tree ")
+
+
+def _refused_path(reason: str) -> str | None:
+    """The file a :mod:`kcheck.kconfig.trust` reason names (its messages start with it), or None."""
+    cut = min((reason.find(phrase) for phrase in _TRUST_PHRASES if phrase in reason), default=-1)
+    return reason[:cut] if cut > 0 else None
 
 
 def untrusted_tree(srctree: Path) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import itertools
 import os
+import sys
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -181,6 +182,9 @@ def _release_parsed_trees():
     process parses many, so it hands them back after each module.
     """
     yield
+    cache = sys.modules.get("kcheck.kconfig.cache")
+    if cache is not None:
+        cache.flush(close_output=False)  # a pending cache entry holds its parsed tree
     gc.unfreeze()
     gc.collect()
 

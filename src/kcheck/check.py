@@ -42,6 +42,11 @@ def select_profiles(driver: str | None, profile_files: Sequence[Path] = (), base
     return profiles
 
 
+def profile_symbols(profiles: Sequence[Profile]) -> list[str]:
+    """Every symbol (and alias) the requirements of ``profiles`` name."""
+    return list(dict.fromkeys(name for p in profiles for req in p.requirements for name in req.names))
+
+
 def open_source(
     location: KernelLocation,
     plain: dotconfig.DotConfig,
@@ -89,6 +94,10 @@ def check_location(
     """
     plain = dotconfig.load(location.config)
     source = open_source(location, plain, use_kconfig=use_kconfig, allow_shell=allow_shell, kconfig_trees=kconfig_trees)
+    prepare = getattr(source, "prepare", None)
+    if prepare is not None:
+        # A Kconfig-aware source readies every symbol the profiles name in one go (see kcheck.kconfig.snapshot).
+        prepare(profile_symbols(profiles))
     problems = list(plain.problems)
     refused = getattr(getattr(source, "tree", None), "shell_refused", None)
     if refused and location.tree is not None:

@@ -188,4 +188,13 @@ def main(ctx: click.Context, driver, runtime, firewall, profiles, config, kernel
         facts=facts,
     )
     click.echo(render(fmt, report, verbose=verbose, strict=strict), color=use_colour())
+    if verbose:
+        echo_cache_notes()
     ctx.exit(report.exit_status(strict))
+
+
+def echo_cache_notes() -> None:
+    """Say on stderr why a Kconfig cache entry was not used (``--verbose``)."""
+    cache = sys.modules.get("kcheck.kconfig.cache")  # loaded only when a tree was read
+    for note in getattr(cache, "NOTES", ()):
+        click.echo(f"kcheck: {note}", err=True)

@@ -41,7 +41,7 @@ from pathlib import Path
 import click
 
 from kcheck import dotconfig
-from kcheck.check import check_location, initial_facts, select_profiles
+from kcheck.check import check_location, initial_facts, profile_symbols, select_profiles
 from kcheck.completion import complete_driver
 from kcheck.progress import quiet_option
 from kcheck.errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, InputError, KcheckError
@@ -267,7 +267,12 @@ def _preload_tree(kernel_dir: Path, paths: Sequence[Path], allow_shell: bool) ->
             arch = dotconfig.load(path).header_arch
         except InputError:
             continue  # reported as unusable when its turn comes
-        _TREES[arch] = KconfigTree.load(kernel_dir, arch=arch, allow_shell=allow_shell)
+        tree = _TREES[arch] = KconfigTree.load(kernel_dir, arch=arch, allow_shell=allow_shell)
+        # Rebuilt from the cache before the fork, the profiles' Kconfig cones are shared by every worker.
+        try:
+            tree.read(path).prepare(profile_symbols(_PROFILES))
+        except InputError:
+            pass  # reported when this file's turn comes
         return
 
 
@@ -349,11 +354,13 @@ def lint(ctx: click.Context, driver, runtime, firewall, profiles, kernel_dir, fm
     parallel when there are many, and one summary line ends the output
     (on stderr for json, junit and sarif, whose stdout is the document).
     """
-    from kcheck.cli import use_colour
+    from kcheck.cli import echo_cache_notes, use_colour
 
     run = run_lint(configs, driver=driver, profile_files=profiles, kernel_dir=kernel_dir, jobs=jobs, strict=strict,
                    allow_shell=not no_shell, runtime=runtime or "docker", firewall=firewall)
     click.echo(render_lint(fmt, run, verbose=verbose), color=use_colour())
+    if verbose:
+        echo_cache_notes()
     document = fmt in ("json", "junit", "sarif")
     click.echo(run.summary_line(), err=document)
     ctx.exit(run.exit_status())

@@ -158,17 +158,18 @@ t.write_config({str(target)!r})
 
 
 @pytest.mark.parametrize("code", ERRNOS)
-@pytest.mark.parametrize("where", ["mkstemp", "write", "fsync", "replace"])
+@pytest.mark.parametrize("where", ["mkstemp", "write", "replace"])  # no fsync: a torn entry fails its CRC
 def test_cache_store_fault_keeps_the_old_entry(tree, monkeypatch, code, where):
     kconf_tree = KconfigTree.load(tree, use_cache=False)
     path = cache.entry_path(kconf_tree.srctree, kconf_tree.arch, True)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"an older entry")
     target_module = safewrite.tempfile if where == "mkstemp" else safewrite.os
-    monkeypatch.setattr(target_module, where, failing(ERRNOS[code]))
-    assert cache.store(path, kconf_tree.kconf, kconf_tree.env) is False
-    monkeypatch.undo()
+    args = (str(kconf_tree.srctree), kconf_tree.arch, True, kconf_tree.env)
+    with monkeypatch.context() as mp:  # the fault only: the fixture's XDG_CACHE_HOME stays
+        mp.setattr(target_module, where, failing(ERRNOS[code]))
+        assert cache.store(path, kconf_tree.kconf, *args) is False
     assert path.read_bytes() == b"an older entry" and os.listdir(path.parent) == [path.name]
     # Without the fault the same store succeeds and the entry loads.
-    assert cache.store(path, kconf_tree.kconf, kconf_tree.env) is True
-    assert cache.load(path, str(kconf_tree.srctree), kconf_tree.env) is not None
+    assert cache.store(path, kconf_tree.kconf, *args) is True
+    assert cache.load(path, *args)[0] is not None

@@ -363,6 +363,8 @@ def storage_driver(root: Path) -> tuple[str, str | None]:
 def _docker_messages(root: Path, kernel_dir: Path | None) -> list[tuple[str, str]]:
     from kcheck.check import run_check
 
+    # A fresh Kconfig parse is cached by a writer left to finish on its own: emerge goes on at once.
+    os.environ.setdefault("KCHECK_CACHE_BACKGROUND", "1")
     driver, problem = storage_driver(root)
     messages = [("warn", problem)] if problem else []
     report = run_check(driver=driver, kernel_dir=kernel_dir, root=root)

@@ -413,7 +413,7 @@ def test_background_writing_only_when_asked(tree_dir, tmp_path):
 def test_snapshot_rejects_records_that_are_not_items():
     meta = {"names": ["n", "m", "y", "A"], "n_defined": 1, "n_choices": 0, "n_consts": 3, "modules": 3,
             "defconfig_list": None, "top_prompt": "Main menu", "top_file": ["Kconfig", 1], "srctree": "/x",
-            "config_prefix": "CONFIG_", "kconfig_filenames": ["Kconfig"], "env_vars": [], "choice_rules": None,
+            "config_prefix": "CONFIG_", "kconfig_filenames": ["Kconfig"], "env_vars": [], "conf_rules": [], "parse_warnings": [],
             "transitional": [], "n_nodes": 1, "files": ["Kconfig"]}
     looping = array.array("i", [kconfiglib.AND, -1, 0]).tobytes()  # entry 0 built from itself
     cases = [(b'{"a": 1}', b""), (b'["x"]', b""), (b'["s", "A"]', b""), (b"not json", b""),

@@ -173,6 +173,12 @@ def kconfig_6_12(linux_6_12):
     return _kconfig_tree(linux_6_12)
 
 
+@pytest.fixture(scope="session")
+def kconfig_7_3(linux_7_3):
+    """The 7.3 tree parsed once by kcheck (a :class:`kcheck.kconfig.KconfigTree`, x86_64)."""
+    return _kconfig_tree(linux_7_3)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _release_parsed_trees():
     """Let the collector free the Kconfig trees a finished test module parsed.

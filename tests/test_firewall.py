@@ -149,13 +149,11 @@ def test_bad_firewall_backend_in_daemon_json_is_one_line(tmp_path):
 
 @pytest.mark.realtree
 @pytest.mark.slow
-def test_fix_follows_the_firewall_backend(debian_configs_7_3, linux_7_3):
+def test_fix_follows_the_firewall_backend(debian_configs_7_3, kconfig_7_3):
     """On the RT kernel, fix for nftables changes nothing; for iptables-nft, two xt targets; never real time off."""
-    from conftest import _kconfig_tree
-
     from kcheck.fix.cli import plan_for_tree
 
-    tree = _kconfig_tree(linux_7_3)
+    tree = kconfig_7_3
     config = debian_configs_7_3["amd64_none_rt-amd64"]
     profiles = select_profiles("overlay2")
     nft, _ = plan_for_tree(tree, config, profiles, facts=initial_facts("docker", "nftables"))

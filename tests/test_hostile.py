@@ -429,6 +429,8 @@ def test_no_shell_runs_nothing_at_all(work):
         (fake / tool).write_text(f"#!/bin/sh\ntouch {marker}/{tool}\necho '{tool} (fake) 1.0'\n")
         (fake / tool).chmod(0o755)
     tree = make_tree(work, f"config P\n\tdef_bool {touch(marker / 'probe')}\n")
+    # 6.12's Makefile asks rustc for RUSTC_VERSION_TEXT too (6.1's does not).
+    (tree / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 0\nEXTRAVERSION =\n")
     env = {"PATH": f"{fake}:{os.environ['PATH']}", "CC": "", "RUSTC": ""}
     proc = kcheck(["-d", "overlay2", "--no-host", "--no-shell", "-k", tree], env=env)
     assert proc.returncode in (0, 1), proc.stderr

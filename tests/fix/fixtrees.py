@@ -88,7 +88,9 @@ def brute_minimum(kconf: kconfiglib.Kconfig, goals: Sequence[Goal], max_size: in
     """The size of the best plan by exhaustive search (None: impossible).
 
     Best is fewest features turned off first (a plan that only adds beats any
-    plan that gives something up), then fewest user-value changes.
+    plan that gives something up), then fewest user-value changes. A feature
+    held on only by a ``select`` against its own unmet ``depends on`` counts as
+    lost: conf warns "unmet direct dependencies" and kcheck never plans for it.
     """
     syms = settable(kconf)
     had = features(kconf)
@@ -122,7 +124,8 @@ def brute_minimum(kconf: kconfiglib.Kconfig, goals: Sequence[Goal], max_size: in
                     for s, v in zip(subset, values):
                         s.set_value(v)
                     if holds(kconf, goals):
-                        score = (sum(1 for s in had if s.tri_value == 0), size)
+                        lost = sum(1 for s in had if s.tri_value == 0 or kconfiglib.expr_value(s.direct_dep) == 0)
+                        score = (lost, size)
                         best = score if best is None or score < best else best
         return None if best is None else best[1]
     finally:

@@ -21,6 +21,7 @@ import kconfiglib
 import pytest
 from click.testing import CliRunner
 
+import aufs_trees
 import realkernel
 from kcheck.cli import main
 from kcheck.fix import encode, oracle
@@ -148,15 +149,10 @@ def test_turning_preempt_rt_off_is_never_silent_and_keep_forbids_it(linux_7_3, r
 
 def test_a_tree_built_in_place_is_verified_through_a_shadow(linux_6_1, make_config, tmp_path):
     """Gentoo builds in /usr/src/linux itself; make refuses O= next to that, kcheck's shadow does not."""
-    root = tmp_path / "linux"
-    root.mkdir()
-    for entry in linux_6_1.iterdir():
-        if entry.name != "include":
-            (root / entry.name).symlink_to(entry)
-    (root / "include").mkdir()
-    for entry in (linux_6_1 / "include").iterdir():
-        (root / "include" / entry.name).symlink_to(entry)
-    (root / "include" / "config").mkdir()  # what an in-tree build leaves
+    # A real copy of what Kconfig and conf's build read (a tree of symlinks out of itself is refused
+    # as a tree whose Kconfig files leave it).
+    root = aufs_trees.copy_tree(linux_6_1, tmp_path / "linux", "6.1", kconfig=True)
+    (root / "include" / "config").mkdir(parents=True)  # what an in-tree build leaves
     shutil.copyfile(make_config(linux_6_1, "defconfig"), root / ".config")
     result = fix("-d", "btrfs", "-k", root, "--write")
     assert result.exit_code == 0, result.output

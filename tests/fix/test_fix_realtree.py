@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import aufs_trees
 import realkernel
 from kcheck.check import select_profiles
 from kcheck.engine import satisfied
@@ -135,17 +136,13 @@ endif
 
 @pytest.fixture(scope="session")
 def aufs_tree(linux_6_1, tmp_path_factory):
-    """The 6.1 tree as aufs-sources ships it: fs/aufs/Kconfig sourced from fs/Kconfig (symlinks elsewhere)."""
-    root = tmp_path_factory.mktemp("aufs-sources") / "linux"
-    root.mkdir()
-    for entry in linux_6_1.iterdir():
-        if entry.name != "fs":
-            (root / entry.name).symlink_to(entry)
-    (root / "fs").mkdir()
-    for entry in (linux_6_1 / "fs").iterdir():
-        if entry.name != "Kconfig":
-            (root / "fs" / entry.name).symlink_to(entry)
-    (root / "fs" / "aufs").mkdir()
+    """The 6.1 tree as aufs-sources ships it: fs/aufs/Kconfig sourced from fs/Kconfig.
+
+    A real copy of what Kconfig reads: a tree of symlinks out of itself is refused as a tree whose
+    Kconfig files leave it.
+    """
+    root = aufs_trees.copy_tree(linux_6_1, tmp_path_factory.mktemp("aufs-sources") / "linux", "6.1", kconfig=True)
+    (root / "fs" / "aufs").mkdir(exist_ok=True)
     (root / "fs" / "aufs" / "Kconfig").write_text(AUFS_KCONFIG)
     kconfig = (linux_6_1 / "fs" / "Kconfig").read_text()
     anchor = 'source "fs/overlayfs/Kconfig"'
@@ -183,14 +180,8 @@ def test_aufs_standalone_module_needs_modules_and_no_aufs_symbol(linux_6_1, star
     """A tree patched by sys-fs/aufs3 (mm/prfile.c, no fs/aufs): the fix turns MODULES on, nothing else aufs."""
     from kcheck.kconfig import KconfigTree
 
-    root = tmp_path / "linux"
-    root.mkdir()
-    for entry in linux_6_1.iterdir():
-        if entry.name != "mm":
-            (root / entry.name).symlink_to(entry)
-    (root / "mm").mkdir()
-    for entry in (linux_6_1 / "mm").iterdir():
-        (root / "mm" / entry.name).symlink_to(entry)
+    root = aufs_trees.copy_tree(linux_6_1, tmp_path / "linux", "6.1", kconfig=True)
+    (root / "mm").mkdir(exist_ok=True)
     (root / "mm" / "prfile.c").write_text("/* added by the aufs standalone patch */\n")
     tree = KconfigTree.load(root, arch="x86_64", use_cache=False)
     config = tmp_path / ".config"

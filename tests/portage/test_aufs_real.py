@@ -106,7 +106,7 @@ def check(root: Path, *extra: str) -> tuple[int, dict[str, dict]]:
     portage_facts.cache_clear()
     result = CliRunner().invoke(main, ["--root", str(root), "--driver", "aufs", "--no-kconfig", "--format", "json", *extra],
                                 catch_exceptions=False)
-    findings = json.loads(result.output)["findings"]
+    findings = json.loads(result.stdout)["findings"]
     return result.exit_code, {f["check"]: f for f in findings if f["check"] != "advice"}
 
 
@@ -281,7 +281,7 @@ def test_aufs_sources_fix_keeps_aufs_and_is_never_safe_unbuilt(series, request, 
 
     checked = runner.invoke(main, ["--driver", "aufs", "-k", str(tree), "-c", str(config), "--root", str(root),
                                    "--no-host", "-v", "--format", "json"], catch_exceptions=False)
-    findings = {f["check"]: f for f in json.loads(checked.output)["findings"] if f["check"] != "advice"}
+    findings = {f["check"]: f for f in json.loads(checked.stdout)["findings"] if f["check"] != "advice"}
     assert checked.exit_code == 1
     assert findings["AUFS_FS"]["status"] == "ok"
     assert findings["aufs-rebuild"]["status"] == "fail" and "no kernel image was built" in findings["aufs-rebuild"]["reason"]

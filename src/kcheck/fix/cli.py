@@ -174,6 +174,8 @@ def start_conf(tree: Path, arch: str, original: str, *, no_shell: bool):
             what, how_often="once per tree, in kcheck's cache; later runs reuse it"))
     except oracle.OracleError as exc:
         return None, None, str(exc)
+    except OSError as exc:  # the cache directory is someone else's, full, read-only...
+        return None, None, f"the kernel's conf cannot be built in kcheck's cache ({exc.filename}: {exc.strerror})"
     return conf, conf.start(original), None
 
 

@@ -92,8 +92,12 @@ def _private_dir(path: Path) -> None:
         missing.append(probe)
         probe = probe.parent
     for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):
+        try:
             directory.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise OracleError(f"kcheck's cache has no room for conf: cannot create {directory} ({exc.strerror})") from None
     for directory in (cache.cache_dir(), conf_root(), path):
         problem = trusted(directory)
         if problem:

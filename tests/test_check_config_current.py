@@ -12,14 +12,11 @@ listed in README.md ("Deliberate differences from docker's check-config.sh").
 
 from __future__ import annotations
 
-import os
-import stat
-import subprocess
 from pathlib import Path
 
 import pytest
 import realkernel
-from test_check_config_oracle import _ANSI, _INVERTED, oracle
+from test_check_config_oracle import _INVERTED, oracle, run_script
 
 from kcheck.check import check_location, select_profiles
 from kcheck.dotconfig import load
@@ -49,17 +46,6 @@ def current_script(tmp_path_factory) -> Path:
     script = out / "check-config.sh"
     assert "NF_NAT_TFTP" in script.read_text(), "not the 28.x script"
     return script
-
-
-def run_script(script: Path, config: Path, release: str, tmp_path: Path) -> tuple[str, int]:
-    """check-config.sh's output (colours removed) and exit status, ``uname -r`` saying ``release``."""
-    shim = tmp_path / "bin"
-    shim.mkdir(exist_ok=True)
-    (shim / "uname").write_text(f"#!/bin/sh\necho {release}\n")
-    (shim / "uname").chmod(stat.S_IRWXU)
-    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
-    proc = subprocess.run(["bash", str(script), str(config)], capture_output=True, text=True, env=env)
-    return _ANSI.sub("", proc.stdout), proc.returncode
 
 
 def ours(config: Path) -> tuple[dict[str, bool], bool]:

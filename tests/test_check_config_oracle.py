@@ -45,16 +45,15 @@ def check_config_sh(tmp_path_factory) -> Path:
     return script
 
 
-def run_script(script: Path, config: Path, tmp_path: Path) -> str:
-    """check-config.sh's output (colours removed), with ``uname -r`` saying the config's release."""
-    release = load(config).header_version
+def run_script(script: Path, config: Path, release: str, tmp_path: Path) -> tuple[str, int]:
+    """check-config.sh's output (colours removed) and exit status, ``uname -r`` saying ``release``."""
     shim = tmp_path / "bin"
     shim.mkdir(exist_ok=True)
     (shim / "uname").write_text(f"#!/bin/sh\necho {release}\n")
     (shim / "uname").chmod(stat.S_IRWXU)
     env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
     proc = subprocess.run(["bash", str(script), str(config)], capture_output=True, text=True, env=env)
-    return _ANSI.sub("", proc.stdout)
+    return _ANSI.sub("", proc.stdout), proc.returncode
 
 
 def oracle(output: str) -> dict[str, bool]:
@@ -70,7 +69,7 @@ def oracle(output: str) -> dict[str, bool]:
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_docker_and_storage_verdicts_match_check_config(check_config_sh, config, tmp_path):
-    output = run_script(check_config_sh, config, tmp_path)
+    output, _ = run_script(check_config_sh, config, load(config).header_version, tmp_path)
     theirs = oracle(output)
     location = KernelLocation(config, "test", None, None)
     ours = {}

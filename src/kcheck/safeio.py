@@ -12,11 +12,11 @@ turns the last into one too.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from kcheck import readsafe
 from kcheck.errors import InputError
 
 #: Settings files kcheck reads are a few kilobytes; 4 MiB leaves room for comments and generated ones.
@@ -35,18 +35,21 @@ def read_text(path: Path, *, what: str, next_step: str, limit: int = SETTINGS_LI
     FIFO is refused instead of waited on.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = readsafe.open_nonblocking(path)
     except FileNotFoundError:
         raise  # not an error: the caller uses the defaults
     except OSError as exc:
         raise InputError(f"cannot read {what} {path} ({exc.strerror}); {next_step}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    try:
+        data = readsafe.read_fd(fd, path, limit, what=what)
+    except readsafe.NotRegular:
+        raise InputError(f"{what} {path} is not a regular file; {next_step}") from None
+    except readsafe.TooLarge:
+        raise InputError(f"{what} {path} is larger than {limit // (1024 * 1024)} MiB; {next_step}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path} ({exc.strerror}); {next_step}") from None
+    finally:
         os.close(fd)
-        raise InputError(f"{what} {path} is not a regular file; {next_step}")
-    with os.fdopen(fd, "rb") as fh:
-        data = fh.read(limit + 1)
-    if len(data) > limit:
-        raise InputError(f"{what} {path} is larger than {limit // (1024 * 1024)} MiB; {next_step}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

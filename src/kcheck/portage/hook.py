@@ -264,7 +264,6 @@ def _aufs_messages(
     root: Path, tree: Path, build_dir: Path | None, cp: str, before: dict | None
 ) -> list[tuple[str, str]]:
     from kcheck.portage.aufs_state import (
-        TreeEvidence,
         assess,
         aufs_packages,
         diff,

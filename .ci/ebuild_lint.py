@@ -30,6 +30,8 @@ start and brings its own tools. Steps:
    - a STUB line inserted into that pypi eclass (written below): Gentoo's
      pypi eclass translates a ``_pre`` version to PEP 440's ``.dev``, as
      dev-python/python-sat needs, while pkgcheck's minimal copy does not;
+   - a shell-completion eclass STUB written below, with only the install
+     helpers the kcheck ebuild calls and the directories Gentoo's puts them in;
    - a git-r3 eclass STUB written below, declaring only what a live ebuild's
      metadata needs (``PROPERTIES=live``, the git build dependency,
      ``EGIT_REPO_URI``): pkgcheck's test data has none;
@@ -128,6 +130,48 @@ BDEPEND+=" >=dev-vcs/git-1.8.2.1"
 git-r3_src_unpack() { die "git-r3 stub: only for pkgcheck scans"; }
 
 EXPORT_FUNCTIONS src_unpack
+"""
+
+
+#: STUB, scan copy only: ::gentoo's shell-completion eclass (which since 2026 also
+#: carries bash-completion-r1's helpers) as far as the kcheck ebuild calls it.
+SHELL_COMPLETION_STUB = """\
+# Copyright 2026 kcheck developers
+# Distributed under the terms of the GNU General Public License v2
+
+# @ECLASS: shell-completion.eclass
+# @MAINTAINER:
+# kcheck developers <kcheck@example.invalid>
+# @SUPPORTED_EAPIS: 7 8
+# @BLURB: STUB for kcheck's CI scan only; ::gentoo's completion install helpers.
+# @DESCRIPTION:
+# Written by .ci/ebuild_lint.py into a temporary scan copy, never shipped:
+# Gentoo's eclasses cannot be fetched where kcheck's CI runs.
+
+# @FUNCTION: _kcheck_stub_newcomp
+# @INTERNAL
+# @USAGE: <dir> <file> <newname>
+# @DESCRIPTION:
+# Install one completion file as <dir>/<newname>, mode 0644.
+_kcheck_stub_newcomp() { ( insopts -m 0644; insinto "${1}"; shift; newins "$@" ); }
+
+# @FUNCTION: newbashcomp
+# @USAGE: <file> <newname>
+# @DESCRIPTION:
+# Install a bash completion file under a new name.
+newbashcomp() { _kcheck_stub_newcomp /usr/share/bash-completion/completions "$@"; }
+
+# @FUNCTION: newzshcomp
+# @USAGE: <file> <newname>
+# @DESCRIPTION:
+# Install a zsh completion file under a new name.
+newzshcomp() { _kcheck_stub_newcomp /usr/share/zsh/site-functions "$@"; }
+
+# @FUNCTION: newfishcomp
+# @USAGE: <file> <newname>
+# @DESCRIPTION:
+# Install a fish completion file under a new name.
+newfishcomp() { _kcheck_stub_newcomp /usr/share/fish/vendor_completions.d "$@"; }
 """
 
 
@@ -328,6 +372,7 @@ def lay_out_master(master: Path, pkgcheck_sdist: Path, kconfiglib_sdist: Path, p
                 text = text.replace(PYPI_PRE_ANCHOR, PYPI_PRE_STUB + PYPI_PRE_ANCHOR)
             write(master / "eclass" / f"{eclass}.eclass", text)
     write(master / "eclass" / "git-r3.eclass", GIT_R3_STUB)
+    write(master / "eclass" / "shell-completion.eclass", SHELL_COMPLETION_STUB)
 
     for cpv, kind in MASTER_PACKAGES.items():
         category, pf = cpv.split("/")

@@ -186,7 +186,9 @@ def test_the_shipped_bash_script_completes_drivers_in_bash(tmp_path):
 
 def test_the_ebuilds_install_the_shipped_scripts():
     for ebuild in (REPO / "ebuild" / "app-portage" / "kcheck").glob("*.ebuild"):
-        installed = re.findall(r"newins (src/kcheck/data/kcheck\.\w+) (\S+)", ebuild.read_text())
+        calls = re.findall(r"new(bash|zsh|fish)comp (src/kcheck/data/kcheck\.(\w+)) (\S+)", ebuild.read_text())
+        assert all(shell == extension for shell, _, extension, _ in calls), calls
+        installed = [(path, name) for _, path, _, name in calls]
         assert dict(installed) == {
             "src/kcheck/data/kcheck.bash": "kcheck", "src/kcheck/data/kcheck.zsh": "_kcheck",
             "src/kcheck/data/kcheck.fish": "kcheck.fish",

@@ -9,7 +9,7 @@ EAPI=8
 DISTUTILS_USE_PEP517=setuptools
 PYTHON_COMPAT=( python3_{11..13} )
 
-inherit distutils-r1
+inherit distutils-r1 shell-completion
 
 if [[ ${PV} == *9999 ]]; then
 	inherit git-r3
@@ -45,13 +45,10 @@ python_install_all() {
 
 	# Shell completion: click's own scripts for kcheck, shipped in the
 	# package (tests/test_completion.py keeps them equal to what the CLI
-	# generates), in each shell's system-wide completion directory.
-	insinto /usr/share/bash-completion/completions
-	newins src/kcheck/data/kcheck.bash kcheck
-	insinto /usr/share/zsh/site-functions
-	newins src/kcheck/data/kcheck.zsh _kcheck
-	insinto /usr/share/fish/vendor_completions.d
-	newins src/kcheck/data/kcheck.fish kcheck.fish
+	# generates), where each shell looks system-wide (shell-completion.eclass).
+	newbashcomp src/kcheck/data/kcheck.bash kcheck
+	newzshcomp src/kcheck/data/kcheck.zsh _kcheck
+	newfishcomp src/kcheck/data/kcheck.fish kcheck.fish
 
 	# The kernel installer's plugins: sys-kernel/installkernel runs preinst.d,
 	# systemd's kernel-install runs install.d. Each checks the kernel being

@@ -6,7 +6,8 @@ explicit ``--config`` / ``--kernel-dir`` whose release runs or is installed
 here. ``--no-host`` turns them off. They read docker's settings
 (:mod:`~kcheck.host.docker`) or podman's and containerd's
 (:mod:`~kcheck.host.storage`), the filesystem under the runtime's layers
-(:mod:`~kcheck.host.fs`), the state of the kernel
+(:mod:`~kcheck.host.fs`), the firewall commands the backend runs
+(:mod:`~kcheck.host.netfilter`), the state of the kernel
 (:mod:`~kcheck.host.kernel`: built, installed, booted, modules) and the zfs
 tools (:mod:`~kcheck.host.zfs`).
 aufs.ko is the aufs checks' own (:mod:`kcheck.aufs`): they judge it against
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kcheck.host import docker, fs, kernel, storage, zfs
+from kcheck.host import docker, fs, kernel, netfilter, storage, zfs
 from kcheck.host.tools import command_findings
 from kcheck.locate import running_release, under_root
 from kcheck.model import CheckContext, Finding, Severity, Status
@@ -80,6 +81,7 @@ def host_findings(ctx: CheckContext, profiles: Sequence[Profile], config_finding
     drivers = [p.name for p in profiles if p.kind == "driver"]
     runtime = ctx.facts.get("runtime", "docker")
     out = _docker_findings(ctx, drivers) if runtime == "docker" else storage.storage_findings(ctx, runtime, drivers)
+    out += netfilter.firewall_host_findings(ctx)
     readiness, boot_release = kernel.readiness_findings(ctx)
     out += readiness
     # What the running kernel can mount now matters when it is the kernel this configuration describes.

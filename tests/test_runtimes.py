@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -273,3 +274,130 @@ def test_podman_btrfs_from_storage_conf_through_a_real_tree(tmp_path, linux_6_12
     by = {f["check"]: f for f in data["findings"]}
     assert by["BTRFS_FS"]["status"] == "ok" and by["BTRFS_FS_POSIX_ACL"]["status"] == "ok"
     assert "storage.conf" in by["podman-driver"]["detail"]
+
+
+# --- where the layers live: podman's graphroot, containerd's snapshotter root ---
+
+
+def test_debian_storage_conf_means_the_default_graphroots(tmp_path, debian_storage_conf):
+    """Debian's storage.conf sets no graphroot: /var/lib/containers/storage, or under the user's data home when rootless."""
+    put(tmp_path, "/usr/share/containers/storage.conf", debian_storage_conf)
+    rootful = runtimes.podman_storage(tmp_path, uid=0)
+    assert (rootful.graphroot, rootful.graphroot_why) == ("/var/lib/containers/storage", "containers/storage's default")
+    env = {"HOME": "/home/u"}
+    assert runtimes.podman_storage(tmp_path, rootless=True, environ=env, uid=1000).graphroot == \
+        "/home/u/.local/share/containers/storage"
+    env["XDG_DATA_HOME"] = "/data/u"
+    assert runtimes.podman_storage(tmp_path, rootless=True, environ=env, uid=1000).graphroot == "/data/u/containers/storage"
+    assert runtimes.podman_storage(tmp_path, rootless=True, environ={}, uid=1000).graphroot is None
+
+
+def test_graphroot_and_rootless_storage_path_as_a_user_edits_debians_file(tmp_path, debian_storage_conf):
+    env = {"HOME": "/home/u", "USER": "u"}
+    edited = debian_storage_conf.replace('# rootless_storage_path = "$HOME/.local/share/containers/storage"',
+                                         'rootless_storage_path = "/var/lib/containers/user/$USER/$UID"')
+    assert edited != debian_storage_conf
+    put(tmp_path, "/etc/containers/storage.conf", edited)
+    rootless = runtimes.podman_storage(tmp_path, rootless=True, environ=env, uid=1000)
+    assert rootless.graphroot == "/var/lib/containers/user/u/1000"
+    assert "rootless_storage_path in /etc/containers/storage.conf" in rootless.graphroot_why
+    # rootless_storage_path is for rootless podman only.
+    assert runtimes.podman_storage(tmp_path, environ=env, uid=0).graphroot == "/var/lib/containers/storage"
+    # graphroot wins over the deprecated rootless_storage_path (containers-storage 1.64, podman 5.8).
+    both = edited.replace('# graphroot = "/var/lib/containers/storage"', 'graphroot = "/srv/containers/${USER}"')
+    assert both != edited
+    put(tmp_path, "/etc/containers/storage.conf", both)
+    assert runtimes.podman_storage(tmp_path, rootless=True, environ=env, uid=1000).graphroot == "/srv/containers/u"
+    relative = both.replace('graphroot = "/srv/containers/${USER}"', 'graphroot = "${NOSUCHVAR}storage"')
+    put(tmp_path, "/etc/containers/storage.conf", relative)
+    storage = runtimes.podman_storage(tmp_path, environ=env, uid=0)
+    assert storage.graphroot is None and "not an absolute path" in storage.graphroot_why
+
+
+def test_storage_conf_drop_ins_follow_the_main_file_in_name_order(tmp_path, debian_storage_conf):
+    put(tmp_path, "/usr/share/containers/storage.conf", debian_storage_conf)
+    put(tmp_path, "/usr/share/containers/storage.conf.d/10-driver.conf", '[storage]\ndriver = "vfs"\n')
+    put(tmp_path, "/etc/containers/storage.conf.d/20-root.conf", '[storage]\ngraphroot = "/srv/podman"\n')
+    storage = runtimes.podman_storage(tmp_path, uid=0)
+    assert (storage.driver, storage.path, storage.graphroot) == ("vfs", "/usr/share/containers/storage.conf.d/10-driver.conf",
+                                                                  "/srv/podman")
+    assert storage.files == ("/usr/share/containers/storage.conf", "/usr/share/containers/storage.conf.d/10-driver.conf",
+                             "/etc/containers/storage.conf.d/20-root.conf")
+    # /etc's file of the same name replaces the vendor's; the rootful and rootless directories are read by their mode only.
+    put(tmp_path, "/etc/containers/storage.conf.d/10-driver.conf", '[storage]\ndriver = "btrfs"\n')
+    put(tmp_path, "/etc/containers/storage.rootless.conf.d/1000/30-user.conf", '[storage]\ndriver = "overlay"\n')
+    put(tmp_path, "/etc/containers/storage.rootful.conf.d/30-root.conf", '[storage]\ndriver = "zfs"\n')
+    assert runtimes.podman_storage(tmp_path, uid=0).driver == "zfs"
+    assert runtimes.podman_storage(tmp_path, rootless=True, environ={"HOME": "/home/u"}, uid=1000).driver == "overlay"
+    assert runtimes.podman_storage(tmp_path, rootless=True, environ={"HOME": "/home/u"}, uid=1001).driver == "btrfs"
+    # A symlink is not a drop-in (containers/storage reads regular files only).
+    (tmp_path / "etc/containers/storage.rootful.conf.d/30-root.conf").unlink()
+    (tmp_path / "etc/containers/storage.rootful.conf.d/40-link.conf").symlink_to(tmp_path / "etc/containers/storage.conf.d/10-driver.conf")
+    assert runtimes.podman_storage(tmp_path, uid=0).driver == "btrfs"
+    assert "40-link.conf" not in " ".join(runtimes.podman_storage(tmp_path, uid=0).files)
+
+
+def test_too_many_drop_ins_is_one_line(tmp_path):
+    for n in range(runtimes.MAX_DROP_INS + 1):
+        put(tmp_path, f"/etc/containers/storage.conf.d/{n:03}.conf", "")
+    with pytest.raises(InputError, match="more than 64 storage.conf drop-in files"):
+        runtimes.podman_storage(tmp_path, uid=0)
+
+
+def test_debian_containerd_config_keeps_layers_under_var_lib_containerd(tmp_path, debian_containerd_toml):
+    put(tmp_path, "/etc/containerd/config.toml", debian_containerd_toml)
+    settings = runtimes.containerd_settings(tmp_path)
+    assert settings.root == "/var/lib/containerd"
+    assert settings.snapshotter_root == "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs"
+    # --driver's snapshotter has its own plugin root; a version 2 file names it by its full plugin ID.
+    moved = debian_containerd_toml.replace('[plugins."io.containerd.internal.v1.opt"]',
+                                           '[plugins."io.containerd.snapshotter.v1.btrfs"]\n    root_path = "/srv/btrfs"\n'
+                                           '  [plugins."io.containerd.internal.v1.opt"]')
+    put(tmp_path, "/etc/containerd/config.toml", 'root = "/srv/containerd"\n' + moved)
+    assert runtimes.containerd_settings(tmp_path).snapshotter_root == "/srv/containerd/io.containerd.snapshotter.v1.overlayfs"
+    btrfs = runtimes.containerd_settings(tmp_path, "btrfs")
+    assert (btrfs.snapshotter_root, btrfs.configured) == ("/srv/btrfs", False)
+    assert btrfs.snapshotter_root_why == 'root_path under [plugins."io.containerd.snapshotter.v1.btrfs"] in /etc/containerd/config.toml'
+
+
+@pytest.fixture(scope="module")
+def containerd_default_config(tmp_path_factory) -> str:
+    """What Debian sid's containerd 2.x prints for 'containerd config default' (a version 3 file), run from its .deb."""
+    try:
+        deb = realkernel.deb_file("containerd", newer=True)
+    except realkernel.Unavailable as exc:
+        pytest.skip(str(exc))
+    binary = tmp_path_factory.mktemp("containerd") / "containerd"
+    for tar, info in realkernel._deb_member(deb, "usr/bin/containerd"):
+        binary.write_bytes(tar.extractfile(info).read())  # type: ignore[union-attr]
+    binary.chmod(0o755)
+    try:
+        proc = subprocess.run([str(binary), "config", "default"], capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        pytest.skip(f"containerd from {deb.name} does not run here ({exc})")
+    if proc.returncode != 0:
+        pytest.skip(f"containerd config default failed: {proc.stderr.strip()[:200]}")
+    return proc.stdout
+
+
+def test_containerd_default_config_version_3(tmp_path, containerd_default_config):
+    """containerd's own default: root /var/lib/containerd, overlayfs, and an empty root_path in every snapshotter's table."""
+    put(tmp_path, "/etc/containerd/config.toml", containerd_default_config)
+    settings = runtimes.containerd_settings(tmp_path)
+    assert (settings.version, settings.snapshotter, settings.configured, settings.root) == (3, "overlayfs", True, "/var/lib/containerd")
+    assert settings.snapshotter_root == "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs"
+    assert dict(settings.plugin) == {"root_path": ""}
+    moved = containerd_default_config.replace(
+        "[plugins.'io.containerd.snapshotter.v1.overlayfs']\n    root_path = ''",
+        "[plugins.'io.containerd.snapshotter.v1.overlayfs']\n    root_path = '/srv/overlayfs'")
+    assert moved != containerd_default_config
+    put(tmp_path, "/etc/containerd/config.toml", moved)
+    assert runtimes.containerd_settings(tmp_path).snapshotter_root == "/srv/overlayfs"
+    assert runtimes.containerd_settings(tmp_path, "native").snapshotter_root == "/var/lib/containerd/io.containerd.snapshotter.v1.native"
+
+
+@pytest.mark.parametrize("text", ['root = "var/lib/containerd"\n', "version = 2\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\nroot_path = 3\n"])
+def test_containerd_root_must_be_an_absolute_path(tmp_path, text):
+    put(tmp_path, "/etc/containerd/config.toml", text)
+    with pytest.raises(InputError, match="absolute path"):
+        runtimes.containerd_settings(tmp_path)

@@ -51,6 +51,7 @@ def iptables_variant(root: Path) -> tuple[str | None, str]:
     machine itself (``root`` is ``/``) and only for a root-owned command that
     nobody else can write is ``iptables -V`` run to ask it.
     """
+    seen = None
     for system_path in IPTABLES_PATHS:
         path = under_root(root, system_path)
         if not os.path.lexists(path):
@@ -64,10 +65,15 @@ def iptables_variant(root: Path) -> tuple[str | None, str]:
             return "iptables-nft", f"{system_path} is {name}"
         if "legacy" in name:
             return "iptables-legacy", f"{system_path} is {name}"
+        seen = seen or f"{system_path} is {name}"
         if root == Path("/") and _trusted(Path(target)):
             said = _ask_version(target)
             if said:
                 return ("iptables-nft" if said == "nf_tables" else "iptables-legacy"), f"'iptables -V' says ({said})"
+    if seen:
+        asked = ("'iptables -V' did not tell (it is run only when root owns the command and only root can write it)"
+                 if root == Path("/") else "'iptables -V' is asked only on this machine's own root")
+        return None, f"{seen}, which does not name its variant, and {asked}"
     return None, "no iptables command found"
 
 

@@ -4,9 +4,12 @@ The host checks run on a live system only: the default run (the kernel tree
 kcheck finds by itself, or the running kernel's configuration), or an
 explicit ``--config`` / ``--kernel-dir`` whose release runs or is installed
 here. ``--no-host`` turns them off. They read docker's settings
-(:mod:`~kcheck.host.docker`), the filesystem under docker's data root
-(:mod:`~kcheck.host.fs`), the state of the kernel (:mod:`~kcheck.host.kernel`:
-built, installed, booted, modules) and the zfs tools (:mod:`~kcheck.host.zfs`).
+(:mod:`~kcheck.host.docker`) or podman's and containerd's
+(:mod:`~kcheck.host.storage`), the filesystem under the runtime's layers
+(:mod:`~kcheck.host.fs`), the firewall commands the backend runs
+(:mod:`~kcheck.host.netfilter`), the state of the kernel
+(:mod:`~kcheck.host.kernel`: built, installed, booted, modules) and the zfs
+tools (:mod:`~kcheck.host.zfs`).
 aufs.ko is the aufs checks' own (:mod:`kcheck.aufs`): they judge it against
 the patched build, and the emerge hook needs them without the host.
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kcheck.host import docker, fs, kernel, zfs
+from kcheck.host import docker, fs, kernel, netfilter, storage, zfs
 from kcheck.host.tools import command_findings
 from kcheck.locate import running_release, under_root
 from kcheck.model import CheckContext, Finding, Severity, Status
@@ -77,7 +80,8 @@ def host_findings(ctx: CheckContext, profiles: Sequence[Profile], config_finding
                       group="Scope", detail="run kcheck without --config/--kernel-dir to check this machine, or --no-host to silence this")]
     drivers = [p.name for p in profiles if p.kind == "driver"]
     runtime = ctx.facts.get("runtime", "docker")
-    out = _docker_findings(ctx, drivers) if runtime == "docker" else [_runtime_note(ctx, runtime)]
+    out = _docker_findings(ctx, drivers) if runtime == "docker" else storage.storage_findings(ctx, runtime, drivers)
+    out += netfilter.firewall_host_findings(ctx)
     readiness, boot_release = kernel.readiness_findings(ctx)
     out += readiness
     # What the running kernel can mount now matters when it is the kernel this configuration describes.
@@ -102,15 +106,6 @@ def host_findings(ctx: CheckContext, profiles: Sequence[Profile], config_finding
             else:
                 out += kernel.running_fs_findings(ctx, fstype, symbol)
     return out
-
-
-def _runtime_note(ctx: CheckContext, runtime: str) -> Finding:
-    """podman's or containerd's settings, as the check used them (their files are read by :mod:`kcheck.runtimes`)."""
-    driver = ctx.facts.get("driver")
-    why = ctx.facts.get("driver-why") or "given with --driver"
-    what = "snapshotter" if runtime == "containerd" else "storage driver"
-    return _note(f"{runtime}-settings", Status.INFO, f"{runtime}: {what} {driver or 'not chosen'}", group=runtime.capitalize(),
-                 detail=f"{why}; the backing filesystem of its data root is not checked for {runtime}")
 
 
 def _docker_findings(ctx: CheckContext, drivers: list[str]) -> list[Finding]:

@@ -1,4 +1,9 @@
-"""The backing filesystem of docker's data root, and what each driver needs of it.
+"""The backing filesystem under a runtime's layers, and what each driver needs of it.
+
+The layers live in docker's data root, podman's graphroot or the plugin root
+of containerd's snapshotter (:class:`DataRoot`); the rules are the same
+kernel facts for all three (overlay2, podman's overlay and containerd's
+overlayfs are one OverlayFS; vfs and containerd's native copy every layer).
 
 How the filesystem is found (and why): the mount table
 ``<root>/proc/self/mountinfo`` is read and the longest mount point that
@@ -11,7 +16,8 @@ no mount table is readable, ``statfs(2)`` (through ctypes: Python's
 ``os.statvfs`` has no ``f_type``) of the real directory names the type from
 its magic number instead.
 
-The rules per driver are data (:data:`DRIVER_BACKING`), one line each.
+The rules per driver are data (:data:`DRIVER_BACKING`), one line each;
+:data:`SAME_RULE` names the other runtimes' drivers that follow one.
 """
 
 from __future__ import annotations
@@ -64,8 +70,24 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class DataRoot:
+    """Where a runtime keeps its layers, in the report's words.
+
+    ``what`` names it ("docker's data root", "podman's graphroot");
+    ``path`` is a system path (not prefixed with ``--root``); ``setting``
+    says how a user moves it, for the fixes; ``runtime`` names whose
+    support lists apply.
+    """
+
+    what: str
+    path: str
+    setting: str
+    runtime: str = "docker"
+
+
+@dataclass(frozen=True)
 class Backing:
-    """The filesystem under docker's data root, and how it was found.
+    """The filesystem under a runtime's layers, and how it was found.
 
     ``checked`` is the existing directory that was looked at (the data root
     itself or its nearest existing parent); ``how`` is ``"mountinfo"`` or
@@ -149,7 +171,7 @@ def statfs_type(path: str | Path) -> str | None:
 
 
 def backing_filesystem(root: Path, data_root: str) -> Backing:
-    """Find the filesystem docker's data root lives (or will live) on."""
+    """Find the filesystem a data root lives (or will live) on."""
     checked = nearest_existing(root, data_root)
     try:
         mounts = parse_mountinfo(under_root(root, MOUNTINFO).read_text(errors="replace"))
@@ -208,7 +230,7 @@ def xfs_ftype(root: Path, mount: Mount) -> tuple[bool | None, str]:
 
 @dataclass(frozen=True)
 class BackingRule:
-    """What one storage driver needs of the filesystem under docker's data root.
+    """What one storage driver needs of the filesystem under its data root.
 
     ``required``: the only filesystems it works on (empty: any). ``refused``:
     filesystems it cannot run on. ``discouraged``: ones it runs on badly,
@@ -232,6 +254,8 @@ DRIVER_BACKING: dict[str, BackingRule] = {
     "aufs": BackingRule(discouraged=frozenset({"btrfs"}),
                         why="aufs on a btrfs backing filesystem has many known problems (failed mounts, lost whiteouts)"),
 }
+#: podman's and containerd's drivers that need of their data root what a docker driver does.
+SAME_RULE = {"overlay": "overlay2", "overlayfs": "overlay2", "native": "vfs"}
 
 
 def _finding(check: str, status: Status, severity: Severity, reason: str, **extra) -> Finding:
@@ -241,62 +265,76 @@ def _finding(check: str, status: Status, severity: Severity, reason: str, **extr
 
 def backing_fs_findings(root: Path, drivers: list[str], settings: DockerSettings) -> list[Finding]:
     """The filesystem under docker's data root, and whether it suits each of ``drivers``."""
-    found = backing_filesystem(root, settings.data_root)
-    where = settings.data_root if found.checked == settings.data_root else f"{settings.data_root} (not created yet; {found.checked})"
+    data_root = DataRoot("docker's data root", settings.data_root, '"data-root" in /etc/docker/daemon.json')
+    return data_root_findings(root, drivers, data_root, docker=settings)
+
+
+def data_root_findings(root: Path, drivers: list[str], data_root: DataRoot, *, docker: DockerSettings | None = None,
+                       detail: str | None = None) -> list[Finding]:
+    """The filesystem under ``data_root``, and whether it suits each of ``drivers``.
+
+    ``docker`` carries docker's storage options (devicemapper's thin pool);
+    ``detail`` says where the data root's path came from.
+    """
+    found = backing_filesystem(root, data_root.path)
+    where = data_root.path if found.checked == data_root.path else f"{data_root.path} (not created yet; {found.checked})"
     fstype = found.fstype or "unknown"
-    detail = f"from {found.how}" + (f", mounted at {found.mount.mount_point} from {found.mount.source}" if found.mount else "")
-    findings = [_finding("data-root", Status.INFO, Severity.INFO, f"docker's data root {where} is on {fstype}", actual=fstype, detail=detail)]
+    how = f"from {found.how}" + (f", mounted at {found.mount.mount_point} from {found.mount.source}" if found.mount else "")
+    findings = [_finding("data-root", Status.INFO, Severity.INFO, f"{data_root.what} {where} is on {fstype}", actual=fstype,
+                         detail=f"{detail}; {how}" if detail else how)]
     for driver in drivers:
-        findings.extend(_driver_findings(root, driver, settings, found, where))
+        findings.extend(_driver_findings(root, driver, data_root, found, where, docker))
     return findings
 
 
-def _driver_findings(root: Path, driver: str, settings: DockerSettings, found: Backing, where: str) -> list[Finding]:
+def _driver_findings(root: Path, driver: str, data_root: DataRoot, found: Backing, where: str,
+                     docker: DockerSettings | None) -> list[Finding]:
     fstype = found.fstype or "unknown"
+    kind = SAME_RULE.get(driver, driver)
     findings = []
-    if driver == "devicemapper":
-        findings.append(_devicemapper(settings))
-    elif driver == "vfs":
-        findings.append(_vfs_space(root, found))
-    rule = DRIVER_BACKING.get(driver)
+    if kind == "devicemapper" and docker is not None:
+        findings.append(_devicemapper(docker))
+    elif kind == "vfs":
+        findings.append(_vfs_space(root, found, driver))
+    rule = DRIVER_BACKING.get(kind)
     if rule is None or found.fstype is None:
         return findings
     expected = "/".join(sorted(rule.required or rule.supported)) or None
     if rule.required and fstype not in rule.required:
         findings.append(_finding("backing-fs", Status.FAIL, Severity.REQUIRED,
-                                 f"{driver} needs docker's data root on {expected}, but {where} is on {fstype}: {rule.why}",
+                                 f"{driver} needs {data_root.what} on {expected}, but {where} is on {fstype}: {rule.why}",
                                  expected=expected, actual=fstype,
-                                 fix=f"mount a {expected} filesystem at {settings.data_root}, or set \"data-root\" in /etc/docker/daemon.json to a directory on one"))
+                                 fix=f"mount a {expected} filesystem at {data_root.path}, or set {data_root.setting} to a directory on one"))
     elif fstype in rule.refused:
         findings.append(_finding("backing-fs", Status.FAIL, Severity.REQUIRED,
                                  f"{driver} cannot run with its data root on {fstype}: {rule.why}", expected=expected, actual=fstype,
-                                 fix=f"put docker's data root on {expected} (\"data-root\" in /etc/docker/daemon.json)"))
+                                 fix=f"put {data_root.what} on {expected} ({data_root.setting})"))
     elif fstype in rule.discouraged:
         findings.append(_finding("backing-fs", Status.WARN, Severity.RECOMMENDED, rule.why, actual=fstype,
-                                 fix="put docker's data root on ext4 or xfs"))
-    elif driver == "overlay2" and fstype == "xfs":
-        findings.append(_overlay_on_xfs(root, found))
+                                 fix=f"put {data_root.what} on ext4 or xfs"))
+    elif kind == "overlay2" and fstype == "xfs":
+        findings.append(_overlay_on_xfs(root, found, driver))
     elif rule.supported and fstype not in rule.supported:
         findings.append(_finding("backing-fs", Status.WARN, Severity.RECOMMENDED,
-                                 f"{fstype} is not a backing filesystem docker supports for {driver} ({expected} are)",
+                                 f"{fstype} is not a backing filesystem {data_root.runtime} supports for {driver} ({expected} are)",
                                  expected=expected, actual=fstype))
     else:
         findings.append(_finding("backing-fs", Status.OK, Severity.REQUIRED, f"{fstype} suits {driver}", expected=expected, actual=fstype))
     return findings
 
 
-def _overlay_on_xfs(root: Path, found: Backing) -> Finding:
+def _overlay_on_xfs(root: Path, found: Backing, driver: str) -> Finding:
     ftype, source = xfs_ftype(root, found.mount) if found.mount else (None, "no mount table")
     if ftype:
-        return _finding("backing-fs", Status.OK, Severity.REQUIRED, "xfs with ftype=1 suits overlay2",
+        return _finding("backing-fs", Status.OK, Severity.REQUIRED, f"xfs with ftype=1 suits {driver}",
                         expected="xfs ftype=1", actual="xfs ftype=1", detail=f"from {source}")
     if ftype is False:
         return _finding("backing-fs", Status.FAIL, Severity.REQUIRED,
-                        "overlay2 on xfs needs ftype=1 (d_type), and this filesystem was made with ftype=0",
+                        f"{driver} on xfs needs ftype=1 (d_type), and this filesystem was made with ftype=0",
                         expected="xfs ftype=1", actual="xfs ftype=0", detail=f"from {source}",
                         fix="recreate the filesystem with mkfs.xfs -n ftype=1 (back up first), or move the data root")
     return _finding("backing-fs", Status.WARN, Severity.RECOMMENDED,
-                    f"overlay2 on xfs needs ftype=1; it could not be verified ({source})",
+                    f"{driver} on xfs needs ftype=1; it could not be verified ({source})",
                     expected="xfs ftype=1", actual="xfs", fix=f"run xfs_info {found.mount.mount_point if found.mount else found.checked} and look for ftype=1")
 
 
@@ -311,11 +349,11 @@ def _devicemapper(settings: DockerSettings) -> Finding:
                     fix="create an LVM thin pool on a raw block device and set \"storage-opts\": [\"dm.thinpooldev=/dev/mapper/<pool>\"] (direct-lvm)")
 
 
-def _vfs_space(root: Path, found: Backing) -> Finding:
+def _vfs_space(root: Path, found: Backing, driver: str) -> Finding:
     try:
         stat = os.statvfs(under_root(root, found.checked))
         free = f"{stat.f_bavail * stat.f_frsize / 2**30:.1f} GiB free"
     except OSError:
         free = "free space unknown"
     return _finding("vfs-space", Status.INFO, Severity.INFO,
-                    f"every vfs layer is a full copy on {found.checked}: {free}", actual=found.fstype)
+                    f"every {driver} layer is a full copy on {found.checked}: {free}", actual=found.fstype)

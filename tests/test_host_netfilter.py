@@ -40,6 +40,7 @@ def run(root: Path, *args: str) -> tuple[int, dict[str, dict]]:
 
 def test_docker_nftables_backend_needs_the_nft_command(tmp_path):
     root = live_root(tmp_path, daemon='{"firewall-backend": "nftables"}')
+    command(root, "/usr/bin/dockerd")
     status, found = run(root)
     nft = found["command:nft"]
     assert status == 1 and nft["status"] == "fail" and nft["group"] == "Firewall"
@@ -57,6 +58,7 @@ def test_podman_netavark_nftables_needs_nft_too(tmp_path):
     root = live_root(tmp_path)
     (root / "etc/containers").mkdir(parents=True)
     (root / "etc/containers/containers.conf").write_text('[network]\nfirewall_driver = "nftables"\n')
+    command(root, "/usr/bin/podman")
     _, found = run(root, "--runtime", "podman", "--driver", "overlay")
     assert found["command:nft"]["status"] == "fail" and "netavark" in found["command:nft"]["reason"]
 
@@ -85,6 +87,8 @@ def test_firewall_option_against_the_hosts_iptables_warns(tmp_path):
 
 def test_missing_iptables_fails_for_docker_and_is_a_note_for_podman(tmp_path):
     root = live_root(tmp_path)
+    command(root, "/usr/bin/dockerd")
+    command(root, "/usr/bin/podman")
     status, found = run(root)
     assert status == 1 and found["command:iptables"]["status"] == "fail"
     assert found["command:iptables"]["fix"] == "emerge net-firewall/iptables"
@@ -93,6 +97,20 @@ def test_missing_iptables_fails_for_docker_and_is_a_note_for_podman(tmp_path):
     # containerd leaves the firewall to kube-proxy and the CNI plugins: nothing is said.
     _, found = run(root, "--runtime", "containerd", "--driver", "overlayfs")
     assert not any(f["group"] == "Firewall" for f in found.values())
+
+
+@pytest.mark.parametrize("daemon", [None, '{"firewall-backend": "nftables"}'])
+def test_a_missing_command_is_a_note_while_docker_itself_is_not_installed(tmp_path, daemon):
+    """Preparing a kernel before installing docker: its package brings iptables (or nft) along."""
+    root = live_root(tmp_path, daemon=daemon)
+    name = "nft" if daemon else "iptables"
+    _, found = run(root)
+    note = found[f"command:{name}"]
+    assert note["status"] == "info" and note["reason"].startswith(f"the {name} command is not installed, nor is docker (dockerd): ")
+    assert note["detail"].startswith("install it with docker: emerge net-firewall/")
+    command(root, "/usr/bin/dockerd")
+    _, found = run(root)
+    assert found[f"command:{name}"]["status"] == "fail"
 
 
 def test_an_iptables_that_does_not_name_its_variant(tmp_path):

@@ -19,7 +19,9 @@ this is the userland side, on a live run:
   uses, so it must be the backend checked.
 
 containerd leaves the firewall to kube-proxy and the CNI plugins; nothing is
-said for it.
+said for it. A machine where the runtime itself is not installed yet gets a
+note instead of a failure for a missing command: the runtime's package pulls
+its firewall command in (Gentoo's app-containers/docker depends on iptables).
 """
 
 from __future__ import annotations
@@ -55,6 +57,19 @@ def _finding(check: str, status: Status, severity: Severity, reason: str, **extr
                    group="Firewall", **extra)
 
 
+#: The command whose presence says the runtime itself is installed under the root.
+DAEMON = {"docker": "dockerd", "podman": "podman"}
+
+
+def _not_yet(ctx: CheckContext, runtime: str, name: str, why: str, fix: str, source: str) -> Finding | None:
+    """A note instead of a failure when the runtime is not installed either: its package brings the command along."""
+    if find_command(ctx.root, DAEMON[runtime]):
+        return None
+    return _finding(f"command:{name}", Status.INFO, Severity.INFO,
+                    f"the {name} command is not installed, nor is {runtime} ({DAEMON[runtime]}): {why}",
+                    source=source, detail=f"install it with {runtime}: {fix}")
+
+
 def firewall_host_findings(ctx: CheckContext) -> list[Finding]:
     """Whether the command the chosen firewall backend runs is here, and for iptables, whether it is that variant."""
     runtime = ctx.facts.get(firewall.RUNTIME_FACT, "docker")
@@ -72,6 +87,8 @@ def _nft(ctx: CheckContext, runtime: str) -> Finding:
     detail = LIBNFTABLES if runtime == "docker" else None
     if where:
         return _finding("command:nft", Status.OK, Severity.REQUIRED, f"nft is installed ({where})", detail=why, source=source)
+    if note := _not_yet(ctx, runtime, "nft", why, "emerge net-firewall/nftables", source):
+        return note
     return _finding("command:nft", Status.FAIL, Severity.REQUIRED, f"the nft command is missing: {why}", detail=detail,
                     source=source, fix="emerge net-firewall/nftables")
 
@@ -86,8 +103,9 @@ def _iptables(ctx: CheckContext, runtime: str, backend: str) -> list[Finding]:
             # netavark may well use nftables instead: the backend kcheck checks was only inferred.
             return [_finding("command:iptables", Status.INFO, Severity.INFO, f"the iptables command is not installed: {why}",
                              source=source, detail=f"if podman's networks use iptables: {fix}")]
-        return [_finding("command:iptables", Status.FAIL, Severity.REQUIRED, f"the iptables command is missing: {why}",
-                         source=source, fix=fix)]
+        return [_not_yet(ctx, runtime, "iptables", why, fix, source)
+                or _finding("command:iptables", Status.FAIL, Severity.REQUIRED, f"the iptables command is missing: {why}",
+                            source=source, fix=fix)]
     if variant is None:
         return [_finding("iptables-variant", Status.INFO, Severity.INFO,
                          f"iptables is installed, but whether it is the nf_tables or the legacy variant is not known: {how}",

@@ -173,3 +173,76 @@ def test_cache_store_fault_keeps_the_old_entry(tree, monkeypatch, code, where):
     # Without the fault the same store succeeds and the entry loads.
     assert cache.store(path, kconf_tree.kconf, *args) is True
     assert cache.load(path, *args)[0] is not None
+
+
+# --- a cached parse and trust that changed since ------------------------------------------------
+
+SOURCED = """\
+    config MODULES
+    \tbool "modules"
+    \tmodules
+    \tdefault y
+
+    source "fs/Kconfig"
+    """
+FS = """\
+    config PROBED
+    \tdef_bool $(shell,touch "$KCHECK_TEST_MARK"; echo y)
+    config SCRIPTED
+    \tdef_bool $(shell,$(srctree)/scripts/probe.sh)
+    """
+
+
+def _untrust_dir(root: Path) -> None:
+    (root / "fs").chmod(0o777)
+
+
+def _untrust_owner(root: Path) -> None:
+    os.lchown(root / "fs" / "Kconfig", NOBODY, NOBODY)
+
+
+def _untrust_script_dir(root: Path) -> None:
+    (root / "scripts").chmod(0o777)
+
+
+def _untrust_script_neighbour(root: Path) -> None:
+    (root / "scripts" / "other.sh").write_text("#!/bin/sh\n")
+    os.lchown(root / "scripts" / "other.sh", NOBODY, NOBODY)
+
+
+@pytest.fixture
+def sourced(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("KCHECK_TEST_MARK", str(tmp_path / "probe-ran"))
+    monkeypatch.delenv("SUDO_UID", raising=False)
+    root = kt.write_tree(tmp_path / "tree", SOURCED, {"fs/Kconfig": FS, "scripts/probe.sh": "#!/bin/sh\necho y\n"})
+    (root / "scripts" / "probe.sh").chmod(0o755)
+    return root
+
+
+def _values(tree: KconfigTree, tmp_path: Path) -> tuple:
+    source = tree.read(kt.write_config(tmp_path / "empty.config", ""))
+    return tree.allow_shell, source.state("PROBED").value, source.state("SCRIPTED").value
+
+
+@needs_root
+@pytest.mark.parametrize("untrust", [_untrust_dir, _untrust_owner, _untrust_script_dir, _untrust_script_neighbour],
+                         ids=lambda f: f.__name__.removeprefix("_untrust_"))
+def test_a_warm_run_after_the_tree_became_untrusted_is_a_cold_untrusted_parse(sourced, tmp_path, untrust):
+    trusted = KconfigTree.load(sourced)
+    cache.flush(close_output=False)
+    assert _values(trusted, tmp_path) == (True, "y", "y") and trusted.shell_refused is None
+    assert KconfigTree.load(sourced).from_cache  # the entry is there and valid while trusted
+
+    untrust(sourced)
+    (tmp_path / "probe-ran").unlink()
+    cold = KconfigTree.load(sourced, use_cache=False)
+    assert cold.shell_refused and _values(cold, tmp_path) == (False, "n", "n")
+    warm = KconfigTree.load(sourced)
+    cache.flush(close_output=False)
+    assert not warm.from_cache, "the parse made with probes was reused for a tree whose probes are now refused"
+    assert warm.shell_refused == cold.shell_refused and _values(warm, tmp_path) == (False, "n", "n")
+    assert not (tmp_path / "probe-ran").exists()
+    # The no-probe parse just written stands for the tree while it stays untrusted.
+    again = KconfigTree.load(sourced)
+    assert again.from_cache and again.shell_refused == cold.shell_refused and _values(again, tmp_path) == (False, "n", "n")

@@ -716,6 +716,10 @@ class CompatKconfig(kconfiglib.Kconfig):
             finally:
                 kconfiglib._shell_fn = saved_shell
                 self._compat_parsing = False
+                #: srctree-relative paths of the probe scripts the trust rule let run (a cached parse
+                #: is used only while they would still be let run, see kcheck.kconfig.cache).
+                self.probe_scripts = sorted(os.path.relpath(p, self._compat_srctree)
+                                            for p in (self._guard.scripts if self._guard is not None else ()))
                 self._guard = None  # per-parse state: nothing a stored parse needs
                 if self._probe_runner is not None:
                     self._probe_runner.close(kill=stopped)

@@ -46,6 +46,9 @@ class TrustGuard:
         self.srctree = os.path.realpath(srctree)
         self.uids = trusted_uids()
         self._checked: dict[str, str | None] = {}
+        #: The probe scripts :meth:`require_script` let run (a cached parse records them, see :meth:`check_stamped`).
+        self.scripts: set[str] = set()
+        self._links: set[str] = set()
 
     def check(self, path: Path | str) -> str | None:
         """Why ``path`` (in the tree) and the directories above it up to the tree are not trusted, or None."""
@@ -75,6 +78,51 @@ class TrustGuard:
             self._checked[path] = reason
         return reason
 
+    def check_stamped(self, files, scripts=(), lstats=None) -> str | None:
+        """Why a parse that read ``files`` and ran the probe ``scripts`` would be refused now, or None.
+
+        Both are paths in the tree (relative to it or absolute). A cached parse
+        made with probes stands only while this passes: a directory made
+        writable, or a file given away, after the parse refuses it as a cold
+        parse would. Cheap on purpose (one ``lstat`` a file and a directory):
+        a path with no symlink on the way is its own real path, so only a
+        path through a link pays for ``realpath``. ``lstats`` maps names of
+        ``files`` to their ``lstat`` when the caller has it already.
+        """
+        top, uids, checked = self.srctree + os.sep, self.uids, self._checked
+        for name in files:
+            path = os.path.normpath(os.path.join(top, name))
+            directory = os.path.dirname(path)
+            reason = checked[directory] if directory in checked else self._check_real(directory, directory)
+            if reason:
+                return reason
+            info = lstats.get(name) if lstats else None
+            if info is None:
+                try:
+                    info = os.lstat(path)
+                except OSError:
+                    continue  # gone: the stamp no longer matches anyway
+            if stat.S_ISLNK(info.st_mode) or (self._links and self._through_link(directory)):
+                reason = self.check(path)  # the real file and its real directories decide
+            elif info.st_uid not in uids or info.st_mode & stat.S_IWOTH:
+                reason = self._verdict(path, info)
+            if reason:
+                return reason
+        for name in scripts:
+            try:
+                self.require_script(os.path.join(self.srctree, name))
+            except Untrusted as exc:
+                return exc.reason
+        return None
+
+    def _through_link(self, path: str) -> bool:
+        current = os.path.normpath(path)
+        while current != self.srctree and current.startswith(self.srctree + os.sep):
+            if current in self._links:
+                return True
+            current = os.path.dirname(current)
+        return False
+
     def require(self, path: Path | str) -> None:
         """Raise :class:`Untrusted` unless :meth:`check` passes."""
         reason = self.check(path)
@@ -89,7 +137,8 @@ class TrustGuard:
         trustworthy as its directory's other files.
         """
         self.require(path)
-        directory = os.path.dirname(os.path.realpath(path))
+        real = os.path.realpath(path)
+        directory = os.path.dirname(real)
         key = directory + os.sep
         if key not in self._checked:
             self._checked[key] = None
@@ -110,12 +159,15 @@ class TrustGuard:
                 pass
         if self._checked[key]:
             raise Untrusted(self._checked[key])
+        self.scripts.add(real)
 
     def _why(self, path: str) -> str | None:
         try:
             info = os.lstat(path)
         except OSError:
             return None  # nothing there: nothing of it can run
+        if stat.S_ISLNK(info.st_mode):
+            self._links.add(path)  # judged as itself here; check_stamped judges its target too
         return self._verdict(path, info)
 
     def _verdict(self, path: str, info: os.stat_result) -> str | None:

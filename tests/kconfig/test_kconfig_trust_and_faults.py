@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,62 @@ def test_a_warm_run_after_the_tree_became_untrusted_is_a_cold_untrusted_parse(so
     # The no-probe parse just written stands for the tree while it stays untrusted.
     again = KconfigTree.load(sourced)
     assert again.from_cache and again.shell_refused == cold.shell_refused and _values(again, tmp_path) == (False, "n", "n")
+
+
+# --- the file judged is the file read ---------------------------------------------------------------
+
+EARLY = """\
+    cc-option = $(success,true)
+    config MODULES
+    \tbool "modules"
+    \tmodules
+    \tdefault y
+    source "a/Kconfig"
+    source "init/Kconfig"
+    """
+A_KCONFIG = """\
+    config A
+    \tstring
+    \tdefault "$(srctree)"
+    """
+PLANTED = """\
+    config PLANTED
+    \tdef_bool $(shell,touch "$KCHECK_TEST_MARK"; echo y)
+    """
+
+
+@needs_root
+def test_a_kconfig_file_planted_between_the_check_and_the_open_is_judged_as_opened(tmp_path, monkeypatch):
+    """init/ is sticky and world-writable (allowed: nobody can replace another's file there), and
+    init/Kconfig does not exist when kcheck looks. Another user creates it just before kcheck opens
+    it: the probe prefetch, reading it early, must judge the file it opened, not the name it checked."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("KCHECK_TEST_MARK", str(tmp_path / "probe-ran"))
+    monkeypatch.delenv("SUDO_UID", raising=False)
+    # Entering a/Kconfig, with the probe macro defined, prefetches the probes of init/Kconfig, which a
+    # 'source' line of the top file announced.
+    root = kt.write_tree(tmp_path / "tree", EARLY, {"a/Kconfig": A_KCONFIG})
+    (root / "init").mkdir()
+    (root / "init").chmod(0o1777)
+    target = root / "init" / "Kconfig"
+
+    def planting(original):
+        def open_(path, *args, **kwargs):
+            if str(path).endswith("init/Kconfig") and not target.exists():
+                target.write_text(textwrap.dedent(PLANTED))
+                os.chown(target, NOBODY, NOBODY)
+            return original(path, *args, **kwargs)
+        return open_
+
+    from kcheck import readsafe
+    for name in ("open_nonblocking", "open_path"):
+        monkeypatch.setattr(readsafe, name, planting(getattr(readsafe, name)))
+    # What was let through to run (whether the pool got to it before the parse stopped is timing).
+    allowed: list[str] = []
+    from kcheck.kconfig import probes
+    allow = probes.ProbeRunner._allow
+    monkeypatch.setattr(probes.ProbeRunner, "_allow", lambda self, command: (allowed.append(command), allow(self, command)))
+    loaded = KconfigTree.load(root, use_cache=False)
+    assert not [c for c in allowed if "KCHECK_TEST_MARK" in c], "a probe of a file another user planted was started"
+    assert not (tmp_path / "probe-ran").exists()
+    assert not loaded.allow_shell and f"belongs to uid {NOBODY}" in loaded.shell_refused

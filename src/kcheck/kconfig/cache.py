@@ -109,14 +109,6 @@ def entry_path(srctree: Path, arch: str, allow_shell: bool) -> Path:
 # Trust
 # ---------------------------------------------------------------------------------------------
 
-def _unsafe(st: os.stat_result, path: Path, what: str) -> str | None:
-    if st.st_uid != os.geteuid():
-        return f"{what} {path} belongs to uid {st.st_uid}, not to uid {os.geteuid()}"
-    if st.st_mode & 0o022:
-        return f"{what} {path} is writable by its group or others (mode {stat.S_IMODE(st.st_mode):o})"
-    return None
-
-
 def untrusted_dirs(path: Path) -> str | None:
     """Why the directories from ``path``'s parent up to the cache base cannot be trusted, or None."""
     base = cache_base()
@@ -129,7 +121,7 @@ def untrusted_dirs(path: Path) -> str | None:
         return f"{path} is not under the cache base {base}"
     for directory in chain:
         try:
-            reason = _unsafe(os.stat(directory), directory, "cache directory")
+            reason = trust.ours_alone(os.stat(directory), directory, "cache directory")
         except OSError:
             continue  # missing: nothing there to trust or distrust yet
         if reason:
@@ -138,7 +130,11 @@ def untrusted_dirs(path: Path) -> str | None:
 
 
 def untrusted(path: Path) -> str | None:
-    """Why the cache entry at ``path`` must not be read, or None when it may (see the module docs)."""
+    """Why the cache entry at ``path`` must not be read, or None when it may (see the module docs).
+
+    The one rule for every file kcheck keeps in its cache (parse entries here,
+    symbol names in :mod:`kcheck.kconfig.names`).
+    """
     reason = untrusted_dirs(path)
     if reason:
         return reason
@@ -148,18 +144,24 @@ def untrusted(path: Path) -> str | None:
         return None
     if not stat.S_ISREG(st.st_mode):
         return f"cache entry {path} is not a regular file"
-    return _unsafe(st, path, "cache entry")
+    return trust.ours_alone(st, path, "cache entry")
 
 
-def _read_bounded(path: Path) -> bytes | None:
-    """The bytes of a regular file of at most MAX_ENTRY bytes, opened without following links or blocking."""
+def read_entry(path: Path, limit: int = MAX_ENTRY) -> bytes | None:
+    """The bytes of the cache entry ``path``, judged on the descriptor they are read from; None if refused.
+
+    Opened without following a link or blocking, then its ``fstat`` must
+    show a regular file of at most ``limit`` bytes that is ours alone
+    (:func:`~kcheck.kconfig.trust.ours_alone`): a file swapped in after
+    :func:`untrusted` looked at the name is not the one read.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY or _unsafe(st, path, "entry"):
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit or trust.ours_alone(st, path, "cache entry"):
             return None
         chunks, left = [], st.st_size
         while left > 0:
@@ -169,6 +171,8 @@ def _read_bounded(path: Path) -> bytes | None:
             chunks.append(chunk)
             left -= len(chunk)
         return b"".join(chunks)
+    except OSError:
+        return None
     finally:
         os.close(fd)
 
@@ -307,7 +311,7 @@ def load(path: Path, srctree: str, arch: str, allow_shell: bool, env: Mapping[st
     reason = untrusted(path)
     if reason:
         return None, note(f"{reason}: the Kconfig cache there is ignored and not rewritten")
-    data = _read_bounded(path)
+    data = read_entry(path)
     if data is None:
         if os.path.lexists(path):
             return None, note(f"cache entry {path} is not a regular file of at most {MAX_ENTRY} bytes: parsed again")

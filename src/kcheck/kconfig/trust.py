@@ -1,5 +1,8 @@
 """Whose ``$(shell,...)`` may kcheck run? Only a tree's whose every part the user trusts.
 
+(The stricter rule for kcheck's own cache, :func:`ours_alone`, lives here too:
+one place says what kcheck trusts.)
+
 A Kconfig tree's probes are shell commands written in its files. kcheck runs
 them only when every Kconfig file the parse reads, every directory from the
 tree's top down to that file, and every file of the tree a probe command
@@ -21,6 +24,23 @@ import contextlib
 import os
 import stat
 from pathlib import Path
+
+
+def ours_alone(info: os.stat_result, path: Path | str, what: str = "") -> str | None:
+    """Why ``path`` (``info`` is its stat) is not the current user's alone, or None when it is.
+
+    The rule for kcheck's own per-user cache, whatever it holds (parsed
+    trees, symbol names, the ``conf`` program it builds and runs): the
+    effective user owns it and neither its group nor others can write it,
+    else another user could put there what kcheck, perhaps as root, loads or
+    runs. ``what`` names the kind of thing in the message ("cache entry").
+    """
+    subject = f"{what} {path}" if what else str(path)
+    if info.st_uid != os.geteuid():
+        return f"{subject} belongs to uid {info.st_uid}, not to uid {os.geteuid()}"
+    if info.st_mode & 0o022:
+        return f"{subject} is writable by its group or others (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
 
 
 class Untrusted(Exception):

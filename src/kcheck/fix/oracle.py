@@ -43,6 +43,7 @@ from typing import ContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kcheck import readsafe
 from kcheck.kconfig import cache, trust
 from kcheck.kconfig.env import srcarch
 
@@ -277,7 +278,7 @@ class Run:
             if code != 0:
                 lines = [line.strip(" *") for line in out.splitlines() if line.strip(" *")]
                 raise OracleError(f"the kernel's make olddefconfig failed: {lines[-1] if lines else f'exit status {code}'}")
-            return self._config.read_text(encoding="utf-8", errors="replace")
+            return readsafe.read_text(self._config, what="configuration conf wrote")
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)
             _active.discard(self)

@@ -306,3 +306,26 @@ def test_a_kconfig_file_planted_between_the_check_and_the_open_is_judged_as_open
     assert not [c for c in allowed if "KCHECK_TEST_MARK" in c], "a probe of a file another user planted was started"
     assert not (tmp_path / "probe-ran").exists()
     assert not loaded.allow_shell and f"belongs to uid {NOBODY}" in loaded.shell_refused
+
+
+@needs_root
+@pytest.mark.parametrize("layout", ["plain", "dir-777", "file-nobody", "link-nobody", "link-to-777", "sticky-dir"])
+def test_the_warm_trust_check_agrees_with_the_cold_one(tmp_path, layout):
+    """TrustGuard.check_stamped (one lstat a path, realpath only through a link) judges as check() does."""
+    from kcheck.kconfig import trust
+
+    (tmp_path / "real/sub").mkdir(parents=True)
+    (tmp_path / "real/sub/Kconfig").write_text("")
+    (tmp_path / "link").symlink_to("real")
+    name = "link/sub/Kconfig" if layout.startswith("link") else "real/sub/Kconfig"
+    if layout in ("dir-777", "link-to-777"):
+        (tmp_path / "real/sub").chmod(0o777)
+    elif layout == "sticky-dir":
+        (tmp_path / "real/sub").chmod(0o1777)
+    elif layout == "file-nobody":
+        os.chown(tmp_path / "real/sub/Kconfig", NOBODY, NOBODY)
+    elif layout == "link-nobody":
+        os.lchown(tmp_path / "link", NOBODY, NOBODY)  # a link's owner says nothing; its directory and target do
+    cold = trust.TrustGuard(tmp_path).check(tmp_path / name)
+    assert trust.TrustGuard(tmp_path).check_stamped([name]) == cold
+    assert (cold is None) == (layout in ("plain", "link-nobody", "sticky-dir"))

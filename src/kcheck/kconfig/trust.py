@@ -114,8 +114,6 @@ class TrustGuard:
             path = os.path.normpath(os.path.join(top, name))
             directory = os.path.dirname(path)
             reason = checked[directory] if directory in checked else self._check_real(directory, directory)
-            if reason:
-                return reason
             info = lstats.get(name) if lstats else None
             if info is None:
                 try:
@@ -123,8 +121,8 @@ class TrustGuard:
                 except OSError:
                     continue  # gone: the stamp no longer matches anyway
             if stat.S_ISLNK(info.st_mode) or (self._links and self._through_link(directory)):
-                reason = self.check(path)  # the real file and its real directories decide
-            elif info.st_uid not in uids or info.st_mode & stat.S_IWOTH:
+                reason = self.check(path)  # a link on the way: the real file and its real directories decide
+            elif not reason and (info.st_uid not in uids or info.st_mode & stat.S_IWOTH):
                 reason = self._verdict(path, info)
             if reason:
                 return reason

@@ -138,6 +138,42 @@ def test_a_cache_entry_someone_else_could_write_is_ignored(tmp_path, monkeypatch
     assert "FOO" in names.symbol_names(tree)
 
 
+def test_a_names_entry_under_a_cache_base_others_can_write_is_ignored(tmp_path, monkeypatch):
+    """The parse cache's rule, every directory up to the cache base: not just the entry's own directory."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    tree = write_tree(tmp_path / "linux")
+    names.symbol_names(tree)
+    entry = names.entry_path(tree)
+    entry.write_text(entry.read_text().replace('"FOO"', '"PLANTED"'))
+    assert "PLANTED" in names.symbol_names(tree)
+    (tmp_path / "cache").chmod(0o777)  # whoever can write the base can swap kcheck/ for their own
+    assert "PLANTED" not in names.symbol_names(tree)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a file of another user needs root to make")
+def test_a_names_entry_swapped_before_the_open_is_judged_as_opened(tmp_path, monkeypatch):
+    """Another user's file put in the entry's place between the check and the open is never read."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    tree = write_tree(tmp_path / "linux")
+    names.symbol_names(tree)
+    entry = names.entry_path(tree)
+    planted = entry.with_name("planted")
+    planted.write_text(entry.read_text().replace('"FOO"', '"PLANTED"'))
+    os.chown(planted, 65534, 65534)
+    real_open = os.open
+
+    def racing_open(path, *args, **kwargs):
+        if os.fspath(path) == str(entry) and planted.exists():
+            os.replace(planted, entry)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", racing_open)
+    found = names.symbol_names(tree)
+    monkeypatch.undo()
+    assert not planted.exists(), "the swap did not happen: the test proves nothing"
+    assert "PLANTED" not in found and "FOO" in found
+
+
 def test_the_scan_follows_no_symlink_and_reads_no_fifo(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     tree = write_tree(tmp_path / "linux")

@@ -117,3 +117,24 @@ def test_user_profile_named_docker_is_not_printed_twice(tmp_path):
     headings = [line.split(":")[0] for line in result.output.splitlines() if line and not line.startswith(" ")
                 and ": " in line and " of " in line]
     assert headings.count("docker") == 1 and "docker (fleet.toml)" in headings, headings
+
+
+RUNTIME_FILES = {
+    "etc/containers/storage.conf": "from kcheck.runtimes import podman_storage as f",
+    "etc/containers/containers.conf": "from kcheck.runtimes import podman_firewall_driver as f",
+    "etc/containerd/config.toml": "from kcheck.runtimes import containerd_settings as f",
+}
+
+
+@pytest.mark.parametrize("make", [lambda p: os.mkfifo(p), lambda p: p.symlink_to("/dev/zero")], ids=["fifo", "dev-zero"])
+@pytest.mark.parametrize("name", list(RUNTIME_FILES))
+def test_hostile_runtime_settings_are_one_line(tmp_path, name, make):
+    """podman's and containerd's files, as daemon.json: refused with one line, in a process that cannot hang the suite."""
+    path = tmp_path / name
+    path.parent.mkdir(parents=True)
+    make(path)
+    code = ("import sys\nfrom pathlib import Path\nfrom kcheck.errors import InputError\n" + RUNTIME_FILES[name] + "\n"
+            "try:\n    f(Path(sys.argv[1]))\nexcept InputError as exc:\n    print(exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    assert len(proc.stdout.splitlines()) == 1 and str(path) in proc.stdout and "not a regular file" in proc.stdout

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from kcheck import readsafe
+
 #: The patches of one branch, in the order a tree receives them.
 PATCHES = ("kbuild", "base", "mmap", "standalone")
 _EXPORT = re.compile(r"EXPORT_SYMBOL(?:_GPL)?\(\s*(\w+)\s*\)")
@@ -96,7 +98,7 @@ def derive(directory: Path) -> dict:
         for name in PATCHES:
             found = sorted(folder.glob(f"aufs*-{name}.patch"))
             if found:
-                patches[name] = parse_patch(found[0].read_text(encoding="utf-8", errors="replace"))
+                patches[name] = parse_patch(readsafe.read_text(found[0], what="aufs patch"))
         if patches:
             branches[folder.name] = {"series": _series(folder.name), "patches": patches}
     return {"source": "sfjro/aufs-standalone (GPL-2.0), derived by kcheck.aufs_patchset", "branches": branches}

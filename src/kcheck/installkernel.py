@@ -32,6 +32,7 @@ from pathlib import Path
 
 import click
 
+from kcheck import readsafe
 from kcheck.errors import KcheckError
 from kcheck.locate import KernelLocation, is_kernel_tree, under_root
 
@@ -44,8 +45,8 @@ _TRUE = ("1", "yes", "true", "on")
 def settings(root: Path) -> dict[str, str]:
     """``key=value`` lines of ``/etc/kcheck/installkernel.conf`` (comments and blanks ignored; absent: none)."""
     try:
-        text = under_root(root, CONFIG_FILE).read_text(encoding="utf-8", errors="replace")[:65536]
-    except OSError:
+        text = readsafe.read_head(under_root(root, CONFIG_FILE), 65536, what="settings file").decode("utf-8", "replace")
+    except readsafe.UNREADABLE:
         return {}
     out = {}
     for line in text.splitlines():
@@ -91,8 +92,9 @@ def find_config(version: str, image: Path, root: Path) -> tuple[KernelLocation, 
         if not config.is_file():
             continue
         try:
-            built = (tree / "include/config/kernel.release").read_text(errors="replace").strip()
-        except OSError:
+            built = readsafe.read_text(tree / "include/config/kernel.release", readsafe.MAX_SMALL_BYTES,
+                                       what="kernel.release").strip()
+        except readsafe.UNREADABLE:
             built = None
         note = "" if built in (None, version) else f"{tree} last built {built}, not {version}"
         location = KernelLocation(config=config, reason="the tree of the kernel being installed", tree=tree.resolve()

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from kcheck import readsafe
 from kcheck.errors import InputError
 
 DEFAULT_KERNEL_DIR = "/usr/src/linux"
@@ -47,8 +48,9 @@ def under_root(root: Path, path: str) -> Path:
 def running_release(root: Path) -> str:
     """The release of the running kernel (or of ``root``'s ``/proc``, in tests)."""
     try:
-        return under_root(root, "/proc/sys/kernel/osrelease").read_text().strip()
-    except OSError:
+        return readsafe.read_text(under_root(root, "/proc/sys/kernel/osrelease"), readsafe.MAX_SMALL_BYTES,
+                                  what="osrelease").strip()
+    except readsafe.UNREADABLE:
         return os.uname().release
 
 

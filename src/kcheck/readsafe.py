@@ -19,6 +19,10 @@ from kcheck.errors import InputError
 
 #: Larger than any Kconfig file, Makefile or kernel source file kcheck reads.
 MAX_SOURCE_BYTES = 16 * 1024 * 1024
+#: One-line files (``kernel.release``, ``/proc/version``, ``localversion``) and short lists (``/proc/filesystems``).
+MAX_SMALL_BYTES = 64 * 1024
+#: Symbol listings (``/proc/kallsyms``, ``System.map``, ``Module.symvers``): tens of MiB on the largest kernels.
+MAX_LISTING_BYTES = 256 * 1024 * 1024
 
 
 class NotRegular(InputError):
@@ -27,6 +31,11 @@ class NotRegular(InputError):
 
 class TooLarge(InputError):
     """The file is larger than the bound kcheck reads."""
+
+
+#: What a read through this module raises when a file cannot be had: callers that fall back
+#: on "unknown" for a missing file (most of the host's files) catch these alike.
+UNREADABLE = (OSError, NotRegular, TooLarge)
 
 
 def read_regular(path: Path | str, limit: int = MAX_SOURCE_BYTES, *, what: str = "file") -> bytes:
@@ -98,16 +107,49 @@ def fd_path(fd: int, path: Path | str) -> str:
 
 def read_head(path: Path | str, size: int, *, what: str = "file") -> bytes:
     """The first ``size`` bytes of the regular file ``path`` (however large it is); errors as :func:`read_regular`."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotRegular(f"{path} is not a regular file; kcheck reads only regular files: replace it with the real {what}")
-        return os.read(fd, size)
-    finally:
-        os.close(fd)
+    return read_at(path, 0, size, what=what)
 
 
 def read_text(path: Path | str, limit: int = MAX_SOURCE_BYTES, *, what: str = "file",
               encoding: str = "utf-8", errors: str = "replace") -> str:
     """:func:`read_regular`, decoded (undecodable bytes replaced by default)."""
     return read_regular(path, limit, what=what).decode(encoding, errors)
+
+
+def iter_lines(path: Path | str, limit: int = MAX_LISTING_BYTES, *, what: str = "file"):
+    """The lines (bytes, newline kept) of the regular file ``path``, read in chunks, at most ``limit`` bytes in all.
+
+    For listings too large to hold twice (``/proc/kallsyms``): errors as
+    :func:`read_regular`, raised when reached (a file that never ends
+    raises :class:`TooLarge` after ``limit`` bytes, never hangs).
+    """
+    fd = open_nonblocking(path)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, device or socket)"
+            raise NotRegular(f"{path} is {kind}; kcheck reads only regular files: replace it with the real {what}")
+        size, rest = 0, b""
+        while chunk := os.read(fd, 1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"{path} is larger than {limit // 1024 // 1024} MiB and cannot be a {what}; check the path")
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                yield line + b"\n"
+        if rest:
+            yield rest
+    finally:
+        os.close(fd)
+
+
+def read_at(path: Path | str, offset: int, size: int, *, what: str = "file") -> bytes:
+    """``size`` bytes at ``offset`` of the regular file ``path`` (fewer at its end); errors as :func:`read_regular`."""
+    fd = open_nonblocking(path)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(f"{path} is not a regular file; kcheck reads only regular files: replace it with the real {what}")
+        return os.pread(fd, size, offset)
+    finally:
+        os.close(fd)

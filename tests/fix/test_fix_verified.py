@@ -67,7 +67,7 @@ def test_an_untrusted_cache_never_runs_conf(tmp_path, monkeypatch):
     root = oracle.conf_root()
     root.mkdir(parents=True)
     os.chmod(root, 0o777)  # another user could replace conf in here
-    with pytest.raises(oracle.OracleError, match="not safe to run programs from: .* writable by group or others"):
+    with pytest.raises(oracle.OracleError, match="not safe to run programs from: .* writable by its group or others"):
         oracle.prepare(Path("/nonexistent-tree"), "x86_64")
     os.chmod(root, 0o700)
     (root / "link").symlink_to(tmp_path)

@@ -43,7 +43,8 @@ from typing import ContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from kcheck.kconfig import cache
+from kcheck import readsafe
+from kcheck.kconfig import cache, trust
 from kcheck.kconfig.env import srcarch
 
 #: What building ``conf`` needs besides the tree (command -> what it is for).
@@ -77,11 +78,7 @@ def trusted(path: Path) -> str | None:
         return f"{path} cannot be read ({exc.strerror})"
     if not stat.S_ISDIR(st.st_mode):
         return f"{path} is not a directory"
-    if st.st_uid != os.geteuid():
-        return f"{path} belongs to uid {st.st_uid}, not to the current user"
-    if st.st_mode & 0o022:
-        return f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
-    return None
+    return trust.ours_alone(st, path)
 
 
 def _private_dir(path: Path) -> None:
@@ -281,7 +278,7 @@ class Run:
             if code != 0:
                 lines = [line.strip(" *") for line in out.splitlines() if line.strip(" *")]
                 raise OracleError(f"the kernel's make olddefconfig failed: {lines[-1] if lines else f'exit status {code}'}")
-            return self._config.read_text(encoding="utf-8", errors="replace")
+            return readsafe.read_text(self._config, what="configuration conf wrote")
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)
             _active.discard(self)

@@ -25,11 +25,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from kcheck import readsafe
 from kcheck.host.docker import DockerSettings
 from kcheck.locate import under_root
 from kcheck.model import Finding, Severity, Status
@@ -174,9 +176,9 @@ def backing_filesystem(root: Path, data_root: str) -> Backing:
     """Find the filesystem a data root lives (or will live) on."""
     checked = nearest_existing(root, data_root)
     try:
-        mounts = parse_mountinfo(under_root(root, MOUNTINFO).read_text(errors="replace"))
-    except OSError:
-        mounts = []
+        mounts = parse_mountinfo(readsafe.read_text(under_root(root, MOUNTINFO), what="mount table"))
+    except readsafe.UNREADABLE:
+        mounts = []  # statfs instead, as when there is no mount table
     mount = mount_of(mounts, checked)
     if mount is not None:
         return Backing(data_root, checked, mount.fstype, "mountinfo", mount)
@@ -208,14 +210,9 @@ def xfs_ftype(root: Path, mount: Mount) -> tuple[bool | None, str]:
     ``xfs_info`` on the mount point is the fallback when the device cannot be
     read (no privileges, a device-mapper name that is not a file).
     """
-    device = under_root(root, mount.source)
-    try:
-        with open(device, "rb") as handle:
-            answer = xfs_ftype_from_superblock(handle.read(512))
-        if answer is not None:
-            return answer, f"the superblock of {mount.source}"
-    except OSError:
-        pass
+    answer = xfs_ftype_from_superblock(_superblock(under_root(root, mount.source)))
+    if answer is not None:
+        return answer, f"the superblock of {mount.source}"
     tool = shutil.which("xfs_info")
     if tool and root == Path("/"):
         try:
@@ -226,6 +223,28 @@ def xfs_ftype(root: Path, mount: Mount) -> tuple[bool | None, str]:
             if word.startswith("ftype="):
                 return word == "ftype=1", "xfs_info"
     return None, "neither the superblock nor xfs_info could be read"
+
+
+def _superblock(device: Path) -> bytes:
+    """The first 512 bytes of a block device (or a filesystem image); empty for anything else.
+
+    The mount table names the source, and under ``--root`` anyone who can
+    write there can make it a FIFO or a character device such as
+    ``/dev/zero``: opened without blocking, judged on the descriptor.
+    """
+    try:
+        fd = readsafe.open_nonblocking(device)
+    except OSError:
+        return b""
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISBLK(mode) or stat.S_ISREG(mode)):
+            return b""
+        return os.pread(fd, 512, 0)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -351,8 +370,8 @@ def _devicemapper(settings: DockerSettings) -> Finding:
 
 def _vfs_space(root: Path, found: Backing, driver: str) -> Finding:
     try:
-        stat = os.statvfs(under_root(root, found.checked))
-        free = f"{stat.f_bavail * stat.f_frsize / 2**30:.1f} GiB free"
+        space = os.statvfs(under_root(root, found.checked))
+        free = f"{space.f_bavail * space.f_frsize / 2**30:.1f} GiB free"
     except OSError:
         free = "free space unknown"
     return _finding("vfs-space", Status.INFO, Severity.INFO,

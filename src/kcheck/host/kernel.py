@@ -27,17 +27,18 @@ out-of-tree module (aufs.ko, zfs.ko) needs a ``vermagic`` naming that release.
 
 from __future__ import annotations
 
-import gzip
 import lzma
 import os
 import re
 import shutil
 import struct
 import subprocess
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kcheck import readsafe
 from kcheck.locate import running_release, under_root
 from kcheck.model import CheckContext, Finding, Severity, Status
 
@@ -55,17 +56,15 @@ def bzimage_version(path: str | Path) -> str | None:
     ``"6.1.0-gentoo (root@box) #2 SMP PREEMPT_DYNAMIC Fri Nov 27 12:00:00 UTC 2026"``.
     """
     try:
-        with open(path, "rb") as image:
-            header = image.read(0x210)
-            if len(header) < 0x210 or header[0x202:0x206] != _SETUP_MAGIC:
-                return None
-            (protocol,) = struct.unpack_from("<H", header, 0x206)
-            (offset,) = struct.unpack_from("<H", header, 0x20E)
-            if protocol < 0x200 or offset == 0:
-                return None
-            image.seek(0x200 + offset)
-            raw = image.read(256).split(b"\0", 1)[0]
-    except OSError:
+        header = readsafe.read_head(path, 0x210, what="kernel image")
+        if len(header) < 0x210 or header[0x202:0x206] != _SETUP_MAGIC:
+            return None
+        (protocol,) = struct.unpack_from("<H", header, 0x206)
+        (offset,) = struct.unpack_from("<H", header, 0x20E)
+        if protocol < 0x200 or offset == 0:
+            return None
+        raw = readsafe.read_at(path, 0x200 + offset, 256, what="kernel image").split(b"\0", 1)[0]
+    except readsafe.UNREADABLE:
         return None
     text = raw.decode("ascii", errors="replace").strip()
     return text or None
@@ -140,12 +139,12 @@ def parse_proc_version(text: str) -> Running:
 def running_kernel(root: Path) -> Running:
     """The running kernel: ``<root>/proc/sys/kernel``, else ``<root>/proc/version``, else ``uname`` on the real root."""
     try:
-        return Running(running_release(root), under_root(root, "/proc/sys/kernel/version").read_text().strip())
-    except OSError:
+        return Running(running_release(root), _small_text(under_root(root, "/proc/sys/kernel/version")).strip())
+    except readsafe.UNREADABLE:
         pass
     try:
-        return parse_proc_version(under_root(root, "/proc/version").read_text())
-    except OSError:
+        return parse_proc_version(_small_text(under_root(root, "/proc/version")))
+    except readsafe.UNREADABLE:
         return Running(running_release(root), os.uname().version if root == Path("/") else None)
 
 
@@ -161,17 +160,34 @@ def target_release(ctx: CheckContext) -> tuple[str | None, str]:
     build = ctx.build_dir or ctx.tree
     if build is not None:
         try:
-            return (build / "include/config/kernel.release").read_text().strip(), "include/config/kernel.release"
-        except OSError:
+            return _small_text(build / "include/config/kernel.release").strip(), "include/config/kernel.release"
+        except readsafe.UNREADABLE:
             pass
     if ctx.kernel_version is None:
         return None, "unknown"
     local = ctx.source.state("LOCALVERSION")
     # The kernel's setlocalversion order: localversion* files (build dir, then sources), then CONFIG_LOCALVERSION.
     files = [f for d in dict.fromkeys(d for d in (build, ctx.tree) if d is not None) for f in sorted(d.glob("localversion*"))]
-    suffix = "".join(f.read_text(errors="replace").strip() for f in files if f.is_file())
+    suffix = "".join(_localversion(f) for f in files)
     suffix += local.value if local.value not in ("n", "") else ""
     return ctx.kernel_version.release + suffix, f"{ctx.kernel_version.source} and CONFIG_LOCALVERSION"
+
+
+def _small_text(path: Path) -> str:
+    """A one-line file of the system or a build (``/proc/version``, ``kernel.release``): bounded, regular only.
+
+    Raises one of :data:`kcheck.readsafe.UNREADABLE`; every caller then falls
+    back on what it does for a missing file.
+    """
+    return readsafe.read_text(path, readsafe.MAX_SMALL_BYTES, what="one-line file")
+
+
+def _localversion(path: Path) -> str:
+    """A ``localversion*`` file's text, stripped; empty when it is not a readable regular file (make skips those too)."""
+    try:
+        return _small_text(path).strip()
+    except readsafe.UNREADABLE:
+        return ""
 
 
 def built_image(build: Path) -> Path | None:
@@ -208,14 +224,16 @@ def installed_image(root: Path, image: Path | None, release: str | None = None) 
 def _same_bytes(a: Path, b: Path) -> bool:
     """True when two files hold the same bytes (read in chunks: images are tens of MiB)."""
     try:
-        if a.stat().st_size != b.stat().st_size:
+        size = a.stat().st_size
+        if size != b.stat().st_size:
             return False
-        with a.open("rb") as fa, b.open("rb") as fb:
-            while chunk := fa.read(1 << 20):
-                if chunk != fb.read(len(chunk)):
-                    return False
+        # Regular files only, and no further than the size both had: neither can be a FIFO or grow forever.
+        for offset in range(0, size, 1 << 20):
+            chunk = readsafe.read_at(a, offset, 1 << 20, what="kernel image")
+            if not chunk or chunk != readsafe.read_at(b, offset, len(chunk), what="kernel image"):
+                return False
         return True
-    except OSError:
+    except readsafe.UNREADABLE:
         return False
 
 
@@ -341,8 +359,8 @@ def module_index(root: Path, release: str) -> dict[str, Path] | None:
 def builtin_modules(root: Path, release: str) -> set[str]:
     """Names listed in ``modules.builtin`` (built into that kernel)."""
     try:
-        text = under_root(root, f"/lib/modules/{release}/modules.builtin").read_text()
-    except OSError:
+        text = readsafe.read_text(under_root(root, f"/lib/modules/{release}/modules.builtin"), what="modules.builtin")
+    except readsafe.UNREADABLE:
         return set()
     return {_normal(Path(line.strip()).name.removesuffix(".ko")) for line in text.splitlines() if line.strip()}
 
@@ -383,27 +401,48 @@ class ModuleUnreadable(Exception):
     """A module file could not be read or decompressed (the message says why)."""
 
 
+#: Larger than any kernel module, compressed or not (unstripped ones with debug info reach a few hundred MiB).
+MAX_MODULE_BYTES = 512 * 1024 * 1024
+
+
 def _decompress(path: Path) -> bytes:
-    """A module's ELF bytes, whatever its compression."""
-    data = path.read_bytes()
+    """A module's ELF bytes, whatever its compression; a file or its decompressed bytes past the bound are refused."""
+    try:
+        data = readsafe.read_regular(path, MAX_MODULE_BYTES, what="kernel module")
+    except (readsafe.NotRegular, readsafe.TooLarge) as exc:
+        raise ModuleUnreadable(str(exc)) from None
     if path.name.endswith(".xz"):
-        return lzma.decompress(data)
+        return _bounded(path, lzma.LZMADecompressor(), data)
     if path.name.endswith(".gz"):
-        return gzip.decompress(data)
+        return _bounded(path, zlib.decompressobj(16 + zlib.MAX_WBITS), data)
     if path.name.endswith(".zst"):
         try:
             from compression import zstd  # Python 3.14+
-            return zstd.decompress(data)
+            return _bounded(path, zstd.ZstdDecompressor(), data)
         except ImportError:
             pass
         tool = shutil.which("zstd")
         if tool is None:
             raise ModuleUnreadable(f"{path} is zstd-compressed and neither Python's zstd support nor the zstd command is available")
         try:
-            return subprocess.run([tool, "-dc", str(path)], capture_output=True, check=True, timeout=60).stdout
+            # The bytes already read (never the path again), and no more output than the bound.
+            proc = subprocess.run([tool, "-dc"], input=data, capture_output=True, check=True, timeout=60)
         except (OSError, subprocess.SubprocessError) as exc:
             raise ModuleUnreadable(f"zstd could not decompress {path}: {exc}") from None
+        if len(proc.stdout) > MAX_MODULE_BYTES:
+            raise ModuleUnreadable(f"{path} decompresses to more than {MAX_MODULE_BYTES // 2**20} MiB: not a kernel module")
+        return proc.stdout
     return data
+
+
+def _bounded(path: Path, decompressor, data: bytes) -> bytes:
+    """``data`` through ``decompressor``, refused past :data:`MAX_MODULE_BYTES` (a compression bomb is no module)."""
+    out = decompressor.decompress(data, MAX_MODULE_BYTES + 1)
+    if len(out) > MAX_MODULE_BYTES:
+        raise ModuleUnreadable(f"{path} decompresses to more than {MAX_MODULE_BYTES // 2**20} MiB: not a kernel module")
+    if not decompressor.eof:
+        raise EOFError("compressed data ends before the end-of-stream marker")
+    return out
 
 
 def _elf_sections(data: bytes) -> tuple[str, list[tuple[str, int, int, int, int]]] | None:
@@ -482,7 +521,7 @@ def module_needs(path: Path) -> set[str]:
     """
     try:
         needed = undefined_symbols(_decompress(path))
-    except (OSError, lzma.LZMAError, EOFError) as exc:
+    except (OSError, lzma.LZMAError, zlib.error, EOFError) as exc:
         raise ModuleUnreadable(f"cannot read {path}: {exc}") from None
     if needed is None:
         raise ModuleUnreadable(f"{path} has no ELF symbol table")
@@ -492,23 +531,22 @@ def module_needs(path: Path) -> set[str]:
 def symvers_exports(path: Path) -> set[str] | None:
     """Every symbol a build exports, from its ``Module.symvers`` (None when absent)."""
     try:
-        with path.open("rb") as f:
-            # Lines are "<crc>\t<symbol>\t<module>\t<export kind>..."; only the symbol matters.
-            return {parts[1].decode(errors="replace") for line in f if len(parts := line.split(b"\t", 2)) > 2}
-    except OSError:
+        # Lines are "<crc>\t<symbol>\t<module>\t<export kind>..."; only the symbol matters.
+        return {parts[1].decode(errors="replace") for line in readsafe.iter_lines(path, what="Module.symvers")
+                if len(parts := line.split(b"\t", 2)) > 2}
+    except readsafe.UNREADABLE:
         return None
 
 
 def _ksymtab_names(path: Path) -> set[str]:
     """Names of ``__ksymtab_<name>`` entries in a kallsyms or System.map listing (empty when unreadable)."""
     try:
-        with path.open("rb") as f:
-            return {
-                parts[2][len(b"__ksymtab_") :].decode(errors="replace")
-                for line in f
-                if len(parts := line.split()) >= 3 and parts[2].startswith(b"__ksymtab_")
-            }
-    except OSError:
+        return {
+            parts[2][len(b"__ksymtab_") :].decode(errors="replace")
+            for line in readsafe.iter_lines(path, what="symbol listing")
+            if len(parts := line.split()) >= 3 and parts[2].startswith(b"__ksymtab_")
+        }
+    except readsafe.UNREADABLE:
         return set()
 
 
@@ -545,8 +583,9 @@ def running_exports(root: Path) -> tuple[set[str] | None, str]:
         return None, (f"{under_root(root, '/proc/kallsyms')} lists no exports (CONFIG_KALLSYMS_ALL off, or unreadable) "
                       "and no System.map or Module.symvers of the running build was found")
     try:
-        text = under_root(root, f"/lib/modules/{running.release}/modules.symbols").read_text(errors="replace")
-    except OSError:
+        text = readsafe.read_text(under_root(root, f"/lib/modules/{running.release}/modules.symbols"),
+                                  readsafe.MAX_LISTING_BYTES, what="modules.symbols")
+    except readsafe.UNREADABLE:
         text = ""
     exported |= {line.split()[1].removeprefix("symbol:") for line in text.splitlines() if line.startswith("alias symbol:")}
     return exported, source
@@ -561,7 +600,7 @@ def modinfo(path: Path) -> dict[str, str]:
     """The ``key=value`` fields of a kernel module's ``.modinfo`` section (first value per key)."""
     try:
         section = elf_section(_decompress(path), ".modinfo")
-    except (OSError, lzma.LZMAError, EOFError) as exc:
+    except (OSError, lzma.LZMAError, zlib.error, EOFError) as exc:
         raise ModuleUnreadable(f"cannot read {path}: {exc}") from None
     if section is None:
         raise ModuleUnreadable(f"{path} is not a kernel module (no ELF .modinfo section)")
@@ -606,8 +645,8 @@ def out_of_tree_findings(ctx: CheckContext, name: str, release: str, package: st
 def filesystems_now(root: Path) -> set[str]:
     """Filesystem types the running kernel can mount right now (``/proc/filesystems``)."""
     try:
-        text = under_root(root, "/proc/filesystems").read_text()
-    except OSError:
+        text = _small_text(under_root(root, "/proc/filesystems"))
+    except readsafe.UNREADABLE:
         return set()
     return {line.split()[-1] for line in text.splitlines() if line.split()}
 

@@ -12,7 +12,12 @@ loaded, depends only on what the entry's *stamp* records:
   read;
 - the parse options (tree, arch, whether ``$(shell,...)`` ran) and the
   versions of this format, of kconfiglib and of the kcheck modules that shape
-  the parse.
+  the parse;
+- for a parse that ran the tree's probes, the trust decision itself: every
+  Kconfig file of the stamp, every directory above it and every probe script
+  it ran must still pass :mod:`kcheck.kconfig.trust` (a directory made
+  writable by every user, or a file given to another user, changes no
+  modification time, yet a cold parse would now refuse its probes).
 
 The entry is **data, not code**: a fixed header (magic, format version,
 CRC-32 and the length of each section), a JSON object with the stamp and the
@@ -63,8 +68,8 @@ from pathlib import Path
 
 import kconfiglib
 
+from kcheck.kconfig import snapshot, trust
 from kcheck.kconfig.env import key_variables
-from kcheck.kconfig import snapshot
 
 #: Bump when the layout of an entry or of its records changes.
 FORMAT = 2
@@ -76,7 +81,7 @@ _HEADER = struct.Struct("<8sIIQQQQQ")
 MAX_ENTRY = 256 * 1024 * 1024
 SUFFIX = ".kcc"
 #: The kcheck modules whose code shapes what a parse produces.
-_CODE = ("compat.py", "env.py", "probes.py", "snapshot.py", "cache.py")
+_CODE = ("compat.py", "env.py", "probes.py", "snapshot.py", "cache.py", "trust.py")
 
 
 def cache_base(environ: Mapping[str, str] | None = None) -> Path:
@@ -104,14 +109,6 @@ def entry_path(srctree: Path, arch: str, allow_shell: bool) -> Path:
 # Trust
 # ---------------------------------------------------------------------------------------------
 
-def _unsafe(st: os.stat_result, path: Path, what: str) -> str | None:
-    if st.st_uid != os.geteuid():
-        return f"{what} {path} belongs to uid {st.st_uid}, not to uid {os.geteuid()}"
-    if st.st_mode & 0o022:
-        return f"{what} {path} is writable by its group or others (mode {stat.S_IMODE(st.st_mode):o})"
-    return None
-
-
 def untrusted_dirs(path: Path) -> str | None:
     """Why the directories from ``path``'s parent up to the cache base cannot be trusted, or None."""
     base = cache_base()
@@ -124,7 +121,7 @@ def untrusted_dirs(path: Path) -> str | None:
         return f"{path} is not under the cache base {base}"
     for directory in chain:
         try:
-            reason = _unsafe(os.stat(directory), directory, "cache directory")
+            reason = trust.ours_alone(os.stat(directory), directory, "cache directory")
         except OSError:
             continue  # missing: nothing there to trust or distrust yet
         if reason:
@@ -133,7 +130,11 @@ def untrusted_dirs(path: Path) -> str | None:
 
 
 def untrusted(path: Path) -> str | None:
-    """Why the cache entry at ``path`` must not be read, or None when it may (see the module docs)."""
+    """Why the cache entry at ``path`` must not be read, or None when it may (see the module docs).
+
+    The one rule for every file kcheck keeps in its cache (parse entries here,
+    symbol names in :mod:`kcheck.kconfig.names`).
+    """
     reason = untrusted_dirs(path)
     if reason:
         return reason
@@ -143,18 +144,24 @@ def untrusted(path: Path) -> str | None:
         return None
     if not stat.S_ISREG(st.st_mode):
         return f"cache entry {path} is not a regular file"
-    return _unsafe(st, path, "cache entry")
+    return trust.ours_alone(st, path, "cache entry")
 
 
-def _read_bounded(path: Path) -> bytes | None:
-    """The bytes of a regular file of at most MAX_ENTRY bytes, opened without following links or blocking."""
+def read_entry(path: Path, limit: int = MAX_ENTRY) -> bytes | None:
+    """The bytes of the cache entry ``path``, judged on the descriptor they are read from; None if refused.
+
+    Opened without following a link or blocking, then its ``fstat`` must
+    show a regular file of at most ``limit`` bytes that is ours alone
+    (:func:`~kcheck.kconfig.trust.ours_alone`): a file swapped in after
+    :func:`untrusted` looked at the name is not the one read.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY or _unsafe(st, path, "entry"):
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit or trust.ours_alone(st, path, "cache entry"):
             return None
         chunks, left = [], st.st_size
         while left > 0:
@@ -164,6 +171,8 @@ def _read_bounded(path: Path) -> bytes | None:
             chunks.append(chunk)
             left -= len(chunk)
         return b"".join(chunks)
+    except OSError:
+        return None
     finally:
         os.close(fd)
 
@@ -184,14 +193,19 @@ def _code_stamp() -> list:
     return out
 
 
-def _file_stamps(srctree: str, filenames) -> list | None:
+def _file_stamps(srctree: str, filenames, lstats: dict | None = None) -> list | None:
+    """[name, mtime_ns, size] of each file (a symlink's target's); ``lstats`` collects each name's ``lstat``."""
     stamps = []
     for name in dict.fromkeys(filenames):
+        path = os.path.join(srctree, name)
         try:
-            st = os.stat(os.path.join(srctree, name))
+            st = os.lstat(path)
+            st_target = os.stat(path) if stat.S_ISLNK(st.st_mode) else st
         except OSError:
             return None  # a file vanished: never matches a stored stamp
-        stamps.append([name, st.st_mtime_ns, st.st_size])
+        if lstats is not None:
+            lstats[name] = st
+        stamps.append([name, st_target.st_mtime_ns, st_target.st_size])
     return stamps
 
 
@@ -297,7 +311,7 @@ def load(path: Path, srctree: str, arch: str, allow_shell: bool, env: Mapping[st
     reason = untrusted(path)
     if reason:
         return None, note(f"{reason}: the Kconfig cache there is ignored and not rewritten")
-    data = _read_bounded(path)
+    data = read_entry(path)
     if data is None:
         if os.path.lexists(path):
             return None, note(f"cache entry {path} is not a regular file of at most {MAX_ENTRY} bytes: parsed again")
@@ -309,11 +323,20 @@ def load(path: Path, srctree: str, arch: str, allow_shell: bool, env: Mapping[st
     if stamp.get("options") != _options(srctree, arch, allow_shell):
         return None, None
     files = stamp.get("files")
-    if not isinstance(files, list) or _file_stamps(srctree, [f[0] for f in files]) != files:
+    lstats: dict = {}
+    if not isinstance(files, list) or _file_stamps(srctree, [f[0] for f in files], lstats) != files:
         return None, None
     stored_env = stamp.get("env")
     if not isinstance(stored_env, dict) or env_stamp(stored_env, env) != stored_env:
         return None, None
+    if allow_shell:
+        # Made running the tree's probes: valid only while the trust rule would let them run now.
+        scripts = stamp.get("scripts")
+        if not isinstance(scripts, list) or not all(isinstance(s, str) for s in scripts):
+            return None, None
+        if trust.TrustGuard(srctree).check_stamped(list(lstats), scripts, lstats):
+            return None, note(f"cache entry {path} was made running the tree's probes, which the trust rule "
+                              "now refuses: not used")
     try:
         entry.lazy()
     except snapshot.SnapshotError:
@@ -344,6 +367,7 @@ def serialize(kconf, srctree: str, arch: str, allow_shell: bool, env: Mapping[st
         "files": _file_stamps(srctree, kconf.kconfig_filenames) or [],
         "env": env_stamp(kconf.env_vars, env),
         "refused": refused,
+        "scripts": list(getattr(kconf, "probe_scripts", [])),
         "tree": tree,
     }
     meta_json = json.dumps(meta, separators=(",", ":")).encode()

@@ -716,6 +716,10 @@ class CompatKconfig(kconfiglib.Kconfig):
             finally:
                 kconfiglib._shell_fn = saved_shell
                 self._compat_parsing = False
+                #: srctree-relative paths of the probe scripts the trust rule let run (a cached parse
+                #: is used only while they would still be let run, see kcheck.kconfig.cache).
+                self.probe_scripts = sorted(os.path.relpath(p, self._compat_srctree)
+                                            for p in (self._guard.scripts if self._guard is not None else ()))
                 self._guard = None  # per-parse state: nothing a stored parse needs
                 if self._probe_runner is not None:
                     self._probe_runner.close(kill=stopped)
@@ -726,8 +730,22 @@ class CompatKconfig(kconfiglib.Kconfig):
 
     def _read_kconfig(self, filename: str) -> tuple[str, str]:
         """A sourced Kconfig file's real path and text: inside the tree, trusted when probes may run, regular, bounded."""
+        real, fd = self._open_in_tree(filename)
+        try:
+            self._judge(real, fd)
+            data = readsafe.read_fd(fd, filename, what="Kconfig file")
+        finally:
+            os.close(fd)
+        return real, data.decode(self._encoding, "replace")
+
+    def _open_in_tree(self, filename: str) -> tuple[str, int]:
+        """(real path, descriptor open for reading) of the regular file ``filename`` inside the tree.
+
+        Named first, opened only once known to be a regular file inside the
+        tree: a device is never opened, and what is judged and read afterwards
+        is this very file, whatever happens to the name meanwhile.
+        """
         srctree = self._compat_srctree
-        # Named first, opened only once known to be a regular file inside the tree: a device is never opened.
         path_fd = readsafe.open_path(filename)
         try:
             real = readsafe.fd_path(path_fd, filename)
@@ -737,28 +755,35 @@ class CompatKconfig(kconfiglib.Kconfig):
                     f"{where}'source' of {filename} leaves the kernel tree {srctree}; kcheck reads only Kconfig "
                     "files inside the tree (as make does): fix that line or the symlink, or pass --no-kconfig"
                 )
-            fd = readsafe.reopen_regular(path_fd, filename, what="Kconfig file")
+            return real, readsafe.reopen_regular(path_fd, filename, what="Kconfig file")
         finally:
             os.close(path_fd)
-        try:
-            if self._guard is not None:
-                reason = self._guard.check_open(real, os.fstat(fd))
-                if reason:
-                    raise trust.Untrusted(reason)
-            data = readsafe.read_fd(fd, filename, what="Kconfig file")
-        finally:
-            os.close(fd)
-        return real, data.decode(self._encoding, "replace")
+
+    def _judge(self, real: str, fd: int) -> None:
+        """Raise :class:`~kcheck.kconfig.trust.Untrusted` when probes may run and the open file fails the trust rule."""
+        if self._guard is not None:
+            reason = self._guard.check_open(real, os.fstat(fd))
+            if reason:
+                raise trust.Untrusted(reason)
 
     def _tree_lines(self, relpath: str) -> list[str] | None:
-        """The code lines of another Kconfig file of the tree, for the early prefetch (None: unreadable)."""
-        path = os.path.join(self.srctree or ".", relpath)
-        if self._guard is not None and self._guard.check(path):
-            return None  # checked again, for real, if the parse ever enters it
+        """The code lines of another Kconfig file of the tree, for the early prefetch (None: unreadable or untrusted).
+
+        Judged on the descriptor it is read from, like a sourced file: a file
+        created or swapped in after a check by name is never the one read.
+        """
         try:
-            return code_lines(readsafe.read_text(path, what="Kconfig file", encoding=self._encoding))
+            real, fd = self._open_in_tree(os.path.join(self.srctree or ".", relpath))
         except (OSError, readsafe.InputError):
             return None
+        try:
+            self._judge(real, fd)
+            data = readsafe.read_fd(fd, relpath, what="Kconfig file")
+        except (OSError, readsafe.InputError, trust.Untrusted):
+            return None  # judged again, for real, if the parse ever enters it
+        finally:
+            os.close(fd)
+        return code_lines(data.decode(self._encoding, "replace"))
 
     @property
     def choice_rules(self) -> str | None:

@@ -9,9 +9,10 @@ and mtime of every file read; a patch that adds a Kconfig file also edits the
 file that sources it, so the stamp catches it and the list is rebuilt.
 
 Completion may run as root in a shell whose ``HOME`` another user controls,
-so an entry is read only when it and every directory up to the cache root
+so an entry is read only when it and every directory up to the cache base
 belong to the current user and nobody else can write them (the parse cache's
-rule), and only as JSON: nothing read here is executed or unpickled. Reading
+rule and code, :func:`kcheck.kconfig.cache.untrusted`), judged on the
+descriptor it is read from, and only as JSON: nothing read here is executed or unpickled. Reading
 the tree is bounded too: no symlinks followed, regular files only, at most
 1 MiB a file and :data:`MAX_FILES` files.
 """
@@ -102,33 +103,14 @@ def scan(srctree: Path) -> tuple[list[str], list[list]]:
     return sorted(names), _stamps(srctree, files)
 
 
-def trusted(path: Path, root: Path) -> bool:
-    """True when ``path`` and every directory from it up to ``root`` are ours alone.
-
-    Ours: owned by the effective user, not a symlink, not writable by group
-    or others. Anything else may have been planted by another user.
-    """
-    uid = os.geteuid()
-    current = Path(path)
-    root = Path(root)
-    while True:
-        try:
-            info = os.lstat(current)
-        except OSError:
-            return False
-        if stat.S_ISLNK(info.st_mode) or info.st_uid != uid or info.st_mode & 0o022:
-            return False
-        if current == root or current.parent == current:
-            return current == root
-        current = current.parent
-
-
 def _load(entry: Path, srctree: Path) -> list[str] | None:
     """The cached names if the entry is trusted, well-formed and still matches the tree."""
-    if not trusted(entry, entry.parent):
+    from kcheck.kconfig import cache
+
+    if cache.untrusted(entry):
         return None
-    data = _read_bounded(str(entry))
-    if data is None or len(data) > MAX_ENTRY_BYTES:
+    data = cache.read_entry(entry, MAX_ENTRY_BYTES)
+    if data is None:
         return None
     try:
         stored = json.loads(data)
@@ -154,8 +136,10 @@ def _store(entry: Path, srctree: Path, names: list[str], files: list[list]) -> N
     from kcheck.errors import KcheckError
 
     try:
+        from kcheck.kconfig import cache
+
         entry.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not trusted(entry.parent, entry.parent):
+        if cache.untrusted_dirs(entry):
             return  # a directory we do not own alone: never write where we would not read
         data = json.dumps({"format": FORMAT, "tree": str(srctree), "files": files, "names": names})
         safewrite.write_atomic(entry, data, backup=False)

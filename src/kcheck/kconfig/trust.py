@@ -1,5 +1,8 @@
 """Whose ``$(shell,...)`` may kcheck run? Only a tree's whose every part the user trusts.
 
+(The stricter rule for kcheck's own cache, :func:`ours_alone`, lives here too:
+one place says what kcheck trusts.)
+
 A Kconfig tree's probes are shell commands written in its files. kcheck runs
 them only when every Kconfig file the parse reads, every directory from the
 tree's top down to that file, and every file of the tree a probe command
@@ -21,6 +24,23 @@ import contextlib
 import os
 import stat
 from pathlib import Path
+
+
+def ours_alone(info: os.stat_result, path: Path | str, what: str = "") -> str | None:
+    """Why ``path`` (``info`` is its stat) is not the current user's alone, or None when it is.
+
+    The rule for kcheck's own per-user cache, whatever it holds (parsed
+    trees, symbol names, the ``conf`` program it builds and runs): the
+    effective user owns it and neither its group nor others can write it,
+    else another user could put there what kcheck, perhaps as root, loads or
+    runs. ``what`` names the kind of thing in the message ("cache entry").
+    """
+    subject = f"{what} {path}" if what else str(path)
+    if info.st_uid != os.geteuid():
+        return f"{subject} belongs to uid {info.st_uid}, not to uid {os.geteuid()}"
+    if info.st_mode & 0o022:
+        return f"{subject} is writable by its group or others (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
 
 
 class Untrusted(Exception):
@@ -46,6 +66,9 @@ class TrustGuard:
         self.srctree = os.path.realpath(srctree)
         self.uids = trusted_uids()
         self._checked: dict[str, str | None] = {}
+        #: The probe scripts :meth:`require_script` let run (a cached parse records them, see :meth:`check_stamped`).
+        self.scripts: set[str] = set()
+        self._links: set[str] = set()
 
     def check(self, path: Path | str) -> str | None:
         """Why ``path`` (in the tree) and the directories above it up to the tree are not trusted, or None."""
@@ -75,6 +98,49 @@ class TrustGuard:
             self._checked[path] = reason
         return reason
 
+    def check_stamped(self, files, scripts=(), lstats=None) -> str | None:
+        """Why a parse that read ``files`` and ran the probe ``scripts`` would be refused now, or None.
+
+        Both are paths in the tree (relative to it or absolute). A cached parse
+        made with probes stands only while this passes: a directory made
+        writable, or a file given away, after the parse refuses it as a cold
+        parse would. Cheap on purpose (one ``lstat`` a file and a directory):
+        a path with no symlink on the way is its own real path, so only a
+        path through a link pays for ``realpath``. ``lstats`` maps names of
+        ``files`` to their ``lstat`` when the caller has it already.
+        """
+        top, uids, checked = self.srctree + os.sep, self.uids, self._checked
+        for name in files:
+            path = os.path.normpath(os.path.join(top, name))
+            directory = os.path.dirname(path)
+            reason = checked[directory] if directory in checked else self._check_real(directory, directory)
+            info = lstats.get(name) if lstats else None
+            if info is None:
+                try:
+                    info = os.lstat(path)
+                except OSError:
+                    continue  # gone: the stamp no longer matches anyway
+            if stat.S_ISLNK(info.st_mode) or (self._links and self._through_link(directory)):
+                reason = self.check(path)  # a link on the way: the real file and its real directories decide
+            elif not reason and (info.st_uid not in uids or info.st_mode & stat.S_IWOTH):
+                reason = self._verdict(path, info)
+            if reason:
+                return reason
+        for name in scripts:
+            try:
+                self.require_script(os.path.join(self.srctree, name))
+            except Untrusted as exc:
+                return exc.reason
+        return None
+
+    def _through_link(self, path: str) -> bool:
+        current = os.path.normpath(path)
+        while current != self.srctree and current.startswith(self.srctree + os.sep):
+            if current in self._links:
+                return True
+            current = os.path.dirname(current)
+        return False
+
     def require(self, path: Path | str) -> None:
         """Raise :class:`Untrusted` unless :meth:`check` passes."""
         reason = self.check(path)
@@ -89,7 +155,8 @@ class TrustGuard:
         trustworthy as its directory's other files.
         """
         self.require(path)
-        directory = os.path.dirname(os.path.realpath(path))
+        real = os.path.realpath(path)
+        directory = os.path.dirname(real)
         key = directory + os.sep
         if key not in self._checked:
             self._checked[key] = None
@@ -110,12 +177,15 @@ class TrustGuard:
                 pass
         if self._checked[key]:
             raise Untrusted(self._checked[key])
+        self.scripts.add(real)
 
     def _why(self, path: str) -> str | None:
         try:
             info = os.lstat(path)
         except OSError:
             return None  # nothing there: nothing of it can run
+        if stat.S_ISLNK(info.st_mode):
+            self._links.add(path)  # judged as itself here; check_stamped judges its target too
         return self._verdict(path, info)
 
     def _verdict(self, path: str, info: os.stat_result) -> str | None:

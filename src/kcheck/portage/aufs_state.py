@@ -45,12 +45,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from kcheck import aufs_patchset
+from kcheck import aufs_patchset, readsafe
 from kcheck.host import kernel
 from kcheck.model import Finding, Severity, Status
 from kcheck.portage.facts import InstalledPackage, PortageFacts
@@ -238,11 +237,8 @@ def _mtime(path: Path) -> float | None:
 def _read_source(path: Path) -> bytes | None:
     """A source file's bytes, or None when it is absent, not a regular file or implausibly large."""
     try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_SOURCE:
-            return None
-        return path.read_bytes()
-    except OSError:
+        return readsafe.read_regular(path, _MAX_SOURCE, what="kernel source file")
+    except readsafe.UNREADABLE:
         return None
 
 
@@ -328,8 +324,9 @@ def read_tree(tree: Path, build_dir: Path | None = None) -> TreeEvidence:
         ev.built_version = kernel.bzimage_version(image)
     ev.config_mtime = _mtime(build_dir / ".config")
     try:
-        ev.release = (build_dir / "include" / "config" / "kernel.release").read_text().strip() or None
-    except OSError:
+        ev.release = readsafe.read_text(build_dir / "include" / "config" / "kernel.release", readsafe.MAX_SMALL_BYTES,
+                                        what="kernel.release").strip() or None
+    except readsafe.UNREADABLE:
         ev.release = None
     return ev
 
@@ -368,8 +365,8 @@ def extra_names(root: Path) -> list[str]:
     """The aufs module packages a user named (``KCHECK_AUFS_PACKAGES``, ``/etc/kcheck/aufs-packages``)."""
     names = os.environ.get(EXTRA_NAMES_ENV, "").split()
     try:
-        text = (root / EXTRA_NAMES_FILE).read_text(encoding="utf-8", errors="replace")[:65536]
-    except OSError:
+        text = readsafe.read_head(root / EXTRA_NAMES_FILE, 65536, what="package list").decode("utf-8", "replace")
+    except readsafe.UNREADABLE:
         text = ""
     names += [line.split("#", 1)[0].strip() for line in text.splitlines()]
     # Only category/name atoms: anything else never reaches Portage.

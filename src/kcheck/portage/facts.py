@@ -11,6 +11,13 @@ per-field files), so kcheck never reads it by hand. Two ways in, in order:
    kcheck installed with pip or pipx cannot import the system's ``portage``
    but can still ask it.
 
+Portage reads a record's files by name and whole. Under a root other users
+can write (an ``EROOT`` of a build, ``--root``) a FIFO there would block it
+forever and a link to ``/dev/zero`` would fill memory, so kcheck looks at a
+record before Portage reads it (:func:`record_problem`): anything but regular
+files, or a file past :data:`MAX_RECORD_FILE`, makes the installed packages
+unknown, with the file named.
+
 ``COUNTER`` orders merges on one root (each merge takes the next value);
 ``BUILD_TIME`` is when the package was built, which for a source merge is the
 merge itself. When neither way works the facts say why
@@ -24,6 +31,7 @@ import fnmatch
 import functools
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +39,78 @@ from pathlib import Path
 
 #: The installed-package fields kcheck reads for each match.
 _AUX_KEYS = ("COUNTER", "BUILD_TIME", "USE", "IUSE", "repository")
+#: Larger than any file of an installed-package record (a kernel-sources CONTENTS is about 10 MiB).
+MAX_RECORD_FILE = 256 * 1024 * 1024
+
+
+#: The files of every record an owner lookup reads (the other files are read for the owners found).
+_OWNER_FILES = ("CONTENTS", "COUNTER")
+
+
+def record_problem(root: Path, cpv: str | None = None, pattern: str = "*/*",
+                   names: tuple[str, ...] | None = None) -> str | None:
+    """Why Portage must not read the record of ``cpv``, or None.
+
+    Without ``cpv``: every record of a package whose ``category/name``
+    matches ``pattern`` (what :meth:`PortageFacts.installed` asks Portage
+    to match; an owner lookup reads every record). ``names`` limits the
+    files looked at.
+
+    Portage opens each file of a record by name and reads it to the end: a
+    FIFO, a device, a link (which may lead to ``/dev/zero``) or a huge file
+    there would stall or flood it. Directories inside a record are not read
+    and pass.
+    """
+    vdb = Path(root) / "var" / "db" / "pkg"
+    if cpv is not None:
+        records = [vdb / cpv]
+    else:
+        records = []
+        categories, _, name = pattern.partition("/")
+        for category in _entries(vdb):
+            if not fnmatch.fnmatchcase(category.name, categories):
+                continue
+            if not category.is_dir(follow_symlinks=False):
+                return _unusable(Path(category.path), "not a directory")
+            # A record is <name>-<version>; the version starts with a digit.
+            records += [Path(e.path) for e in _entries(Path(category.path))
+                        if fnmatch.fnmatchcase(e.name, f"{name or '*'}-[0-9]*")]
+    for record in records:
+        try:
+            info = os.lstat(record)
+        except FileNotFoundError:
+            continue  # Portage says what it says about a package it lists but cannot find
+        except OSError as exc:
+            return _unusable(record, exc.strerror or str(exc))
+        if not stat.S_ISDIR(info.st_mode):
+            return _unusable(record, "not a directory")
+        for path in [record / n for n in names] if names else [Path(e.path) for e in _entries(record)]:
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                return _unusable(path, exc.strerror or str(exc))
+            if stat.S_ISDIR(info.st_mode):
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                return _unusable(path, "not a regular file (a FIFO, device, socket or link)")
+            if info.st_size > MAX_RECORD_FILE:
+                return _unusable(path, f"larger than {MAX_RECORD_FILE // 2**20} MiB")
+    return None
+
+
+def _entries(directory: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except OSError:
+        return []
+
+
+def _unusable(path: Path, why: str) -> str:
+    return (f"{path} is {why}: Portage would stall or read without end on it, so it was not asked; "
+            "installed packages unknown (replace the file, or re-merge that package)")
 
 
 @dataclass(frozen=True)
@@ -157,14 +237,17 @@ class PortageFacts:
         if self._backend is None:
             return []
         try:
-            return sorted((self._package(cpv) for cpv in self._backend.match(pattern)), key=lambda p: p.counter)
+            if self._refused(None, pattern):
+                return []
+            matches = self._backend.match(pattern)
+            return sorted((self._package(cpv) for cpv in matches), key=lambda p: p.counter)
         except (PortageUnavailable, OSError, subprocess.SubprocessError) as exc:
             self._fail(exc)
             return []
 
     def contents(self, package: InstalledPackage) -> list[str]:
         """The paths ``package`` installed, as absolute paths inside the root (empty when unknown)."""
-        if self._backend is None:
+        if self._backend is None or self._refused(package.cpv):
             return []
         try:
             return self._backend.contents(package.cpv)
@@ -174,13 +257,31 @@ class PortageFacts:
 
     def owners(self, paths: list[str]) -> list[InstalledPackage]:
         """The installed packages that own ``paths`` (absolute paths inside the root)."""
-        if self._backend is None or not paths:
+        if self._backend is None or not paths or self._refused(None, names=_OWNER_FILES):
             return []
         try:
-            return [self._package(cpv) for cpv in self._backend.owners(paths)]
+            owners = self._backend.owners(paths)
+            if any(self._refused(cpv) for cpv in owners):
+                return []
+            return [self._package(cpv) for cpv in owners]
         except (PortageUnavailable, OSError, subprocess.SubprocessError, KeyError) as exc:
             self._fail(exc)
             return []
+
+    def _refused(self, cpv: str | None, pattern: str = "*/*", names: tuple[str, ...] | None = None) -> bool:
+        """True (and the facts unknown from here on) when a record Portage is about to read is unsafe to read.
+
+        ``cpv`` None: every record of the packages matching ``pattern`` (see :func:`record_problem`).
+        """
+        key = f"records checked {cpv} {pattern} {names}"
+        if key in self.memo:
+            return False
+        problem = record_problem(self.root, cpv, pattern, names)
+        if problem:
+            self.reason, self._backend = problem, None
+            return True
+        self.memo[key] = True
+        return False
 
     def _fail(self, exc: Exception) -> None:
         # One failed question makes every later answer suspect: from here on the facts are unknown.

@@ -45,12 +45,14 @@ from pathlib import Path
 
 import click
 
-from kcheck import safewrite
+from kcheck import readsafe, safewrite
 from kcheck.errors import KcheckError
 from kcheck.model import Finding, Status
 
 #: Where the hook keeps its snapshots, below ``--root``.
 STATE_DIR = Path("var/lib/kcheck")
+#: A snapshot is a few KiB of JSON; anything past this is not one of ours.
+_SNAPSHOT_LIMIT = 4 * 1024 * 1024
 #: The storage driver docker uses when daemon.json names none.
 DEFAULT_STORAGE_DRIVER = "overlay2"
 _PHASES = ("pre_pkg_setup", "post_pkg_postinst")
@@ -493,11 +495,12 @@ class StateStore:
             fd = self._open(name, os.O_RDONLY)
         except FileNotFoundError:
             return None
-        with os.fdopen(fd, encoding="utf-8") as f:
-            try:
-                data = json.load(f)
-            except ValueError:
-                data = None
+        try:
+            data = json.loads(readsafe.read_fd(fd, name, _SNAPSHOT_LIMIT, what="hook snapshot"))
+        except (ValueError, RecursionError, readsafe.UNREADABLE):
+            data = None  # ignored with a note, as any snapshot it cannot read
+        finally:
+            os.close(fd)
         os.unlink(name, dir_fd=self._dir_fd)
         return data if isinstance(data, dict) and "evidence" in data else None
 

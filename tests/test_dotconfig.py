@@ -124,3 +124,32 @@ def test_write_then_read_round_trips(assignments):
     config = dotconfig.parse("\n".join(lines) + "\n")
     assert config.problems == []
     assert {s: v.value for s, v in config.values.items()} == assignments
+
+
+_lines = st.one_of(
+    st.builds(lambda s, v: f"CONFIG_{s}={v}", _symbols, st.sampled_from(["y", "m", "n", "12", "-3", "0x1F", '"a \\" b"',
+                                                                         "yes", '"open', "", "0x"])),
+    st.builds(lambda s: f"# CONFIG_{s} is not set", _symbols),
+    st.sampled_from(["# Linux/x86 6.1.0 Kernel Configuration", "# Linux/arm64 7.3.0 Kernel Configuration",
+                     "#", "", "CONFIG_", "garbage here", "# CONFIG_A is not set now", "CONFIG_A=y # c"]),
+)
+
+
+@given(st.lists(_lines, max_size=40), st.sampled_from([" ", "\t", "\r"]))
+def test_the_fast_path_reads_as_the_long_way(lines, blank):
+    # A line with a blank around it skips the one-pattern fast path: both ways must read the same.
+    plain = dotconfig.parse("\n".join(lines) + "\n")
+    padded = dotconfig.parse("\n".join(f"{blank}{line}" if blank != "\r" else f"{line}\r" for line in lines) + "\n")
+    assert [(v.symbol, v.value, v.line) for v in plain.values.values()] == \
+        [(v.symbol, v.value, v.line) for v in padded.values.values()]
+    assert plain.problems == padded.problems
+    assert (plain.header_arch, plain.header_version) == (padded.header_arch, padded.header_version)
+
+
+def test_values_are_the_dataclass_they_claim_to_be():
+    value = dotconfig.parse("CONFIG_A=m\n").values["A"]
+    made = dotconfig.ConfigValue("A", "m", 1)
+    assert value == made and hash(value) == hash(made) and repr(value) == repr(made) and value.enabled
+    assert vars(value) == vars(made)
+    with pytest.raises(AttributeError):  # still frozen
+        value.value = "y"

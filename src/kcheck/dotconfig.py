@@ -32,6 +32,10 @@ _NOT_SET = re.compile(r"# CONFIG_([A-Za-z0-9_]+) is not set")
 #: The header line naming the architecture and the kernel version.
 HEADER = re.compile(r"# Linux/(\S+) (\S+) Kernel Configuration")
 _VALUE = re.compile(r'[ymn]|-?[0-9]+|0[xX][0-9a-fA-F]+|"(?:[^"\\]|\\.)*"')
+#: A well-formed assignment or "is not set" line as written, no blanks around it: _ASSIGN
+#: with a _VALUE, or _NOT_SET (groups: symbol, value; or the unset symbol).
+_LINE = re.compile(r'CONFIG_([A-Za-z0-9_]+)=([ymn]|-?[0-9]+|0[xX][0-9a-fA-F]+|"(?:[^"\\]|\\.)*")'
+                   r"|# CONFIG_([A-Za-z0-9_]+) is not set")
 
 
 @dataclass
@@ -115,12 +119,26 @@ def parse(text: str, path: Path | None = None) -> DotConfig:
     """Parse ``.config`` text; never raises for content, records problems instead."""
     config = DotConfig(path=path)
     where = path or Path("<config>")
+    values = config.values
+    problems = config.problems
+    line_of = _LINE.fullmatch
     # Only "\n" ends a line, as in conf: str.splitlines() would also split at form
     # feeds, U+0085 or U+2028 and put every later line number off.
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    for number, raw in enumerate(lines, start=1):
+    # The lines a kernel writes are taken whole by one pattern; anything else goes the long way.
+    for number, (raw, match) in enumerate(zip(lines, map(line_of, lines)), start=1):
+        if match is not None:
+            symbol, value, unset = match.groups()
+            if unset is not None:
+                symbol, value = unset, "n"
+            elif value[0] == '"':
+                value = _unquote(value)
+            if symbol in values:
+                problems.append(_again(where, number, symbol, values[symbol]))
+            values[symbol] = _config_value(symbol, value, number)
+            continue
         line = raw.rstrip("\r").strip()
         if not line:
             continue
@@ -129,24 +147,24 @@ def parse(text: str, path: Path | None = None) -> DotConfig:
             if match:
                 _assign(config, where, match.group(1), "n", number)
                 continue
-            header = HEADER.fullmatch(line)
-            if header and config.header_version is None:
+            header = HEADER.fullmatch(line) if config.header_version is None else None
+            if header:
                 config.header_arch, config.header_version = header.groups()
             continue
         match = _ASSIGN.fullmatch(line)
         if not match:
-            config.problems.append(InputProblem(where, number, f"not a config line: {_clip(line)}"))
+            problems.append(InputProblem(where, number, f"not a config line: {_clip(line)}"))
             continue
         symbol, value = match.groups()
         if not _VALUE.fullmatch(value):
-            config.problems.append(
+            problems.append(
                 InputProblem(where, number, f"CONFIG_{symbol} has a malformed value {_clip(value)}; it reads as not set")
             )
             value = "n"
         elif value.startswith('"'):
             value = _unquote(value)
         _assign(config, where, symbol, value, number)
-    config.problems = _summarised(config.problems)
+    config.problems = _summarised(problems)
     return config
 
 
@@ -190,14 +208,27 @@ def _kind(message: str) -> str:
 def _assign(config: DotConfig, where: Path, symbol: str, value: str, number: int) -> None:
     previous = config.values.get(symbol)
     if previous is not None:
-        config.problems.append(
-            InputProblem(
-                where,
-                number,
-                f"CONFIG_{symbol} is assigned again (first at line {previous.line}); the last value counts",
-            )
-        )
+        config.problems.append(_again(where, number, symbol, previous))
     config.values[symbol] = ConfigValue(symbol, value, number)
+
+
+def _config_value(symbol: str, value: str, line: int, _new=object.__new__) -> ConfigValue:
+    """``ConfigValue(symbol, value, line)``, made without the frozen dataclass's ``__init__``.
+
+    That ``__init__`` sets each field through ``object.__setattr__``: a third of
+    the reader's time on a 10,000-line file. The instance is the same (fields in
+    ``__dict__``, equality, hash and repr from the dataclass), as a test checks.
+    """
+    made = _new(ConfigValue)
+    fields = made.__dict__
+    fields["symbol"], fields["value"], fields["line"] = symbol, value, line
+    return made
+
+
+def _again(where: Path, number: int, symbol: str, previous: ConfigValue) -> InputProblem:
+    return InputProblem(
+        where, number, f"CONFIG_{symbol} is assigned again (first at line {previous.line}); the last value counts"
+    )
 
 
 def _unquote(value: str) -> str:

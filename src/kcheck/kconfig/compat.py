@@ -68,6 +68,13 @@ _HELP_WORDS = ("help", "---help---")
 _NEEDS_REWRITE = re.compile(
     r"^[ \t]*(?:modules|transitional)[ \t]*(?:#.*)?$|^[ \t]*depends[ \t]+on\b.*\bif\b", re.M
 )
+#: What every match of _NEEDS_REWRITE's second branch holds, found far sooner (no "^" to try at each character).
+_DEPENDS_IF = re.compile(r"depends[ \t]+on\b.*\bif\b")
+
+
+def _may_need_rewrite(text: str) -> bool:
+    """False when ``_NEEDS_REWRITE`` cannot match ``text`` (most files): a quicker test than the search."""
+    return "modules" in text or "transitional" in text or _DEPENDS_IF.search(text) is not None
 
 
 # The evaluation rules are installed on kconfiglib's classes (see the module docs).
@@ -604,12 +611,13 @@ def code_lines(text: str) -> list[str]:
     help_text = HelpText()
     out = []
     for line in text.split("\n"):
-        if help_text.holds(line + "\n"):
+        if help_text.active and help_text.holds(line + "\n"):
             continue
         out.append(line)
-        words = line.split()
-        if words and words[0] in _HELP_WORDS:
-            help_text.start()
+        if "help" in line:  # in both help words; the split is the slow part
+            words = line.split()
+            if words and words[0] in _HELP_WORDS:
+                help_text.start()
     return out
 
 
@@ -622,7 +630,7 @@ class Rewriter:
 
     def rewrite(self, text: str, filename: str) -> str:
         """Return ``text`` with post-14.1.0 constructs lowered, line count unchanged."""
-        if not _NEEDS_REWRITE.search(text):
+        if not _may_need_rewrite(text) or not _NEEDS_REWRITE.search(text):
             return text  # the common case: nothing to do, skip the line scan
         out: list[str] = []
         lines = text.splitlines(keepends=True)

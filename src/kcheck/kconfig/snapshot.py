@@ -45,6 +45,20 @@ _SYM, _CHOICE = "s", "c"
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, check_circular=False).encode
 
 
+def _record_encoder():
+    """``encode(list) -> str``: compact ASCII JSON, as ``_dumps`` writes it.
+
+    ``JSONEncoder.encode`` sets up a new C encoder on every call, which costs
+    more than encoding a small record; one is made here for all of them
+    (``_dumps`` where the interpreter has no C accelerator).
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _dumps
+    encode = make(None, None, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+    return lambda value: "".join(encode(value, 0))
+
+
 #: kconfiglib's operator constants by value: rebuilt tuples hold kconfiglib's own objects
 #: (it compares operators with ``is``).
 _OPERATORS = {op: op for op in (kconfiglib.AND, kconfiglib.OR, kconfiglib.NOT, kconfiglib.EQUAL,
@@ -70,7 +84,8 @@ class _Encoder:
         undefined = [s for s in kconf.syms.values() if id(s) not in seen]
         self.items: list = consts[:3] + defined + list(kconf.unique_choices) + undefined + consts[3:]
         self.first_const = len(self.items) - len(consts) + 3
-        self.index = {id(item): i for i, item in enumerate(self.items)}
+        #: item -> its number (kconfiglib's items hash and compare by identity)
+        self.index = {item: i for i, item in enumerate(self.items)}
         self.node_ids: dict[int, int] = {}
         self.tree_nodes: list = []  # every MenuNode, in menu order
         self.files: dict[str, int] = {}  # file name -> number (nodes name files by number)
@@ -90,12 +105,13 @@ class _Encoder:
         refs: list[set] = [set() for _ in self.items]
         for i, item in enumerate(self.items[: self.first_const]):
             for dependent in item._dependents:
-                refs[index[id(dependent)]].add(i)
+                refs[index[dependent]].add(i)
         for choice in self.kconf.unique_choices:
-            c = index[id(choice)]
+            c = index[choice]
             for member in choice.syms:
-                refs[c].add(index[id(member)])
-                refs[index[id(member)]].add(c)
+                m = index[member]
+                refs[c].add(m)
+                refs[m].add(c)
         return refs
 
     def file(self, name: str) -> int:
@@ -112,19 +128,27 @@ class _Encoder:
         before it, so the sharing kconfiglib builds in (a menu's dependencies
         in every symbol of the menu) is kept, on disk and when rebuilt.
         """
-        refs = self.index  # id of an item -> its number; id of an encoded tuple -> its reference
+        index = self.index
+        built: dict[int, int] = {}  # id of an encoded tuple -> its reference
+        known = built.get
         table = self.table
         extend = table.extend
 
         def expr(e) -> int:
-            try:
-                return refs[id(e)]
-            except KeyError:
-                pass
-            first = expr(e[1])
-            second = 0 if e[0] is NOT else expr(e[2])
+            if e.__class__ is not tuple:
+                return index[e]
+            ref = known(id(e))
+            if ref is not None:
+                return ref
+            first = e[1]
+            first = index[first] if first.__class__ is not tuple else expr(first)
+            if e[0] is NOT:
+                second = 0
+            else:
+                second = e[2]
+                second = index[second] if second.__class__ is not tuple else expr(second)
             extend((e[0], first, second))
-            ref = refs[id(e)] = -(len(table) // 3)
+            ref = built[id(e)] = -(len(table) // 3)
             return ref
 
         return expr
@@ -132,33 +156,39 @@ class _Encoder:
     def node(self, node, ex) -> list:
         prompt = node.prompt
         vis = getattr(node, "visibility", None)  # kconfiglib sets it on menus only
+        file = self.files.get(node.filename)
+        if file is None:
+            file = self.file(node.filename)
         return [
-            self.node_ids[id(node)], self.file(node.filename), node.linenr,
+            self.node_ids[id(node)], file, node.linenr,
             None if prompt is None else prompt[0], None if prompt is None else ex(prompt[1]),
             ex(node.dep), None if vis is None else ex(vis), getattr(node, "is_menuconfig", False),
         ]
 
     def record(self, i: int, item) -> list:
-        ex = nested = self.expr
-        nodes = [self.node(node, ex) for node in item.nodes]
+        ex = self.expr
+        node = self.node
+        nodes = [node(n, ex) for n in item.nodes]
         if item.__class__ is Choice:
             body = [
                 _CHOICE, item.name, item.orig_type, item.is_optional, ex(item.direct_dep),
                 [[ex(s), ex(c)] for s, c in item.defaults], [ex(s) for s in item.syms], nodes,
             ]
         else:
+            choice = item.choice
             body = [
                 _SYM, item.name, item.orig_type, item.is_constant,
-                None if item.choice is None else ex(item.choice),
+                None if choice is None else ex(choice),
                 ex(item.direct_dep), ex(item.rev_dep), ex(item.weak_rev_dep),
-                [[ex(v), ex(c)] for v, c in item.defaults],
-                [[nested(t), nested(c)] for t, c in item.selects],
-                [[nested(t), nested(c)] for t, c in item.implies],
-                [[ex(lo), ex(hi), ex(c)] for lo, hi, c in item.ranges],
+                [[ex(v), ex(c)] for v, c in item.defaults] if item.defaults else [],
+                [[ex(t), ex(c)] for t, c in item.selects] if item.selects else [],
+                [[ex(t), ex(c)] for t, c in item.implies] if item.implies else [],
+                [[ex(lo), ex(hi), ex(c)] for lo, hi, c in item.ranges] if item.ranges else [],
                 item.env_var, item.is_allnoconfig_y, nodes,
             ]
-        self.refs[i].discard(i)
-        body.append(sorted(self.refs[i]))
+        refs = self.refs[i]
+        refs.discard(i)
+        body.append(sorted(refs))
         return body
 
     def walk_tree(self) -> None:
@@ -178,14 +208,18 @@ class _Encoder:
     def tree_table(self) -> list:
         """[item, parent, list, next] per node id; item is an item number or [kind, node record]."""
         ids = self.node_ids
+        index = self.index
         out = []
+        append = out.append
         for node in self.tree_nodes:
-            if node.item is MENU or node.item is COMMENT:
-                item = ["menu" if node.item is MENU else "comment", self.node(node, self.expr)]
+            item = node.item
+            if item is MENU or item is COMMENT:
+                item = ["menu" if item is MENU else "comment", self.node(node, self.expr)]
             else:
-                item = self.index[id(node.item)]
-            link = [ids[id(n)] if n is not None else None for n in (node.parent, node.list, node.next)]
-            out.append([item, *link])
+                item = index[item]
+            parent, first, following = node.parent, node.list, node.next
+            append([item, None if parent is None else ids[id(parent)], None if first is None else ids[id(first)],
+                    None if following is None else ids[id(following)]])
         return out
 
 
@@ -198,14 +232,15 @@ def encode(kconf) -> tuple[dict, list[bytes], bytes, bytes]:
             if id(node) not in enc.node_ids:
                 enc.node_ids[id(node)] = len(enc.tree_nodes)
                 enc.tree_nodes.append(node)
-    records = [_dumps(enc.record(i, item)).encode("ascii") for i, item in enumerate(enc.items[: enc.first_const])]
+    dump, record = _record_encoder(), enc.record
+    records = [dump(record(i, item)).encode("ascii") for i, item in enumerate(enc.items[: enc.first_const])]
     meta = {
         "names": [item.name for item in enc.items],
         "n_defined": len(kconf.unique_defined_syms),
         "n_choices": len(kconf.unique_choices),
         "n_consts": len(kconf.const_syms),  # records stop before the constants (index first_const on)
-        "modules": enc.index[id(kconf.modules)],
-        "defconfig_list": None if kconf.defconfig_list is None else enc.index[id(kconf.defconfig_list)],
+        "modules": enc.index[kconf.modules],
+        "defconfig_list": None if kconf.defconfig_list is None else enc.index[kconf.defconfig_list],
         "top_prompt": kconf.top_node.prompt[0],
         "top_file": [kconf.top_node.filename, kconf.top_node.linenr],
         "srctree": kconf.srctree,

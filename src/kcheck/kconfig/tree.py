@@ -189,9 +189,12 @@ class KconfigTree:
 
         Evaluation warnings (a default clamped to an empty ``range``, a select
         against unmet dependencies...) appear as the values they concern are
-        computed; after :meth:`write_config` every value has been.
+        computed; after :meth:`write_config` every value has been. A tree from
+        the cache is not rebuilt for this: only the symbols rebuilt so far
+        (what the check looked at) have had their lines loaded and values
+        computed (:meth:`KconfigSource.warnings` asks for all).
         """
-        return list(dict.fromkeys([*self.parse_warnings, *self.kconf.warnings]))
+        return list(dict.fromkeys([*self.parse_warnings, *self._kconf.warnings]))
 
     @property
     def kconf(self):

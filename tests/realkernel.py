@@ -220,6 +220,14 @@ def _deb_member(deb: Path, member: str) -> Iterator[tuple[tarfile.TarFile, tarfi
         proc.wait()
 
 
+def deb_member(package: str, member: str, *, newer: bool = False) -> tuple[Path, bytes]:
+    """The cached ``.deb`` of ``package`` and the bytes of its file whose path ends with ``member``."""
+    deb = deb_file(package, newer=newer)
+    for tar, info in _deb_member(deb, member):
+        return deb, tar.extractfile(info).read()  # type: ignore[union-attr]
+    raise AssertionError(f"{deb.name} has no {member}")
+
+
 def source_tree(series: str) -> Path:
     """Return the unpacked Debian ``linux-source-<series>`` tree (unpacked once)."""
     root = cache_root()

@@ -37,13 +37,11 @@ VERSIONED = {"NF_NAT_IPV4", "NF_NAT_NEEDED", "DEVPTS_MULTIPLE_INSTANCES", "MEMCG
 def current_script(tmp_path_factory) -> Path:
     """check-config.sh from Debian sid's docker.io (28.x), extracted from the cached .deb."""
     try:
-        deb = realkernel.deb_file("docker.io", newer=True)
+        _, data = realkernel.deb_member("docker.io", "contrib/check-config.sh", newer=True)
     except realkernel.Unavailable as exc:
         pytest.skip(str(exc))
-    out = tmp_path_factory.mktemp("docker-io-sid")
-    for tar, info in realkernel._deb_member(deb, "contrib/check-config.sh"):
-        (out / "check-config.sh").write_bytes(tar.extractfile(info).read())  # type: ignore[union-attr]
-    script = out / "check-config.sh"
+    script = tmp_path_factory.mktemp("docker-io-sid") / "check-config.sh"
+    script.write_bytes(data)
     assert "NF_NAT_TFTP" in script.read_text(), "not the 28.x script"
     return script
 

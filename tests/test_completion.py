@@ -125,13 +125,19 @@ def test_names_are_cached_and_follow_a_patch_of_the_tree(tmp_path, monkeypatch):
     assert "AUFS_FS" in names.symbol_names(tree)
 
 
-def test_a_cache_entry_someone_else_could_write_is_ignored(tmp_path, monkeypatch):
+def planted_entry(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    """A tree whose names entry, still ours and well-formed, has FOO renamed PLANTED: (tree, entry)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     tree = write_tree(tmp_path / "linux")
     names.symbol_names(tree)
     entry = names.entry_path(tree)
     entry.write_text(entry.read_text().replace('"FOO"', '"PLANTED"'))
     assert "PLANTED" in names.symbol_names(tree)  # ours and well-formed: used as it is
+    return tree, entry
+
+
+def test_a_cache_entry_someone_else_could_write_is_ignored(tmp_path, monkeypatch):
+    tree, entry = planted_entry(tmp_path, monkeypatch)
     entry.chmod(0o666)
     assert "PLANTED" not in names.symbol_names(tree)  # group/other-writable: rescanned
     names.entry_path(tree).write_text("{not json")
@@ -140,12 +146,7 @@ def test_a_cache_entry_someone_else_could_write_is_ignored(tmp_path, monkeypatch
 
 def test_a_names_entry_under_a_cache_base_others_can_write_is_ignored(tmp_path, monkeypatch):
     """The parse cache's rule, every directory up to the cache base: not just the entry's own directory."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    tree = write_tree(tmp_path / "linux")
-    names.symbol_names(tree)
-    entry = names.entry_path(tree)
-    entry.write_text(entry.read_text().replace('"FOO"', '"PLANTED"'))
-    assert "PLANTED" in names.symbol_names(tree)
+    tree, _ = planted_entry(tmp_path, monkeypatch)
     (tmp_path / "cache").chmod(0o777)  # whoever can write the base can swap kcheck/ for their own
     assert "PLANTED" not in names.symbol_names(tree)
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from test_host_cli import live_root
 from test_host_fs import xfs_superblock
-from test_runtimes import _from_deb
+from test_runtimes import _from_deb, debian_containerd_toml, put  # noqa: F401 - a fixture
 
 from kcheck.cli import main
 
@@ -28,16 +28,6 @@ def debian_storage_conf() -> str:
     return _from_deb("containers-storage", DEBIAN_STORAGE_CONF)
 
 
-@pytest.fixture(scope="module")
-def debian_containerd_toml() -> str:
-    return _from_deb("containerd", "etc/containerd/config.toml")
-
-
-def put(root: Path, path: str, text: str) -> Path:
-    target = root / path.lstrip("/")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
-    return target
 
 
 def machine(tmp_path: Path, mounts: list[tuple[str, str, str]], dirs: tuple[str, ...] = ()) -> Path:
